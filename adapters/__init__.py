@@ -1,0 +1,1 @@
+"""One module per surface (console, markdown, feeds, slack, telegram): thin translators."""

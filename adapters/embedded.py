@@ -1,0 +1,84 @@
+"""The embedded default outputs of ``herald run``: terminal, Markdown file, RSS/Atom, JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from adapters.console import render_console
+from adapters.feeds import render_feed
+from adapters.jsonout import render_json
+from adapters.markdown import render_markdown
+from bot.engine import Engine
+from bot.models import Digest, ScoredPaper
+
+FEED_DAYS = 7
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Write atomically, so a reader (a web server, a feed reader) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def feed_entries(
+    engine: Engine, digest: Digest, days: int = FEED_DAYS
+) -> list[tuple[dt.date, ScoredPaper]]:
+    """This digest plus the previous few days', so a reader that polls weekly misses nothing."""
+    entries = [(digest.day, i) for i in digest.items]
+    for day in engine.store.announcement_days(days + 1):
+        if day >= digest.day:
+            continue
+        old = engine.digests([digest.subscription], day, skip_delivered=False)[0]
+        engine.attach_cached_summaries(old.items, digest.subscription)
+        entries += [(day, i) for i in old.items]
+        if len({d for d, _ in entries}) >= days:
+            break
+    return entries
+
+
+def write_outputs(engine: Engine, digest: Digest, console: Console | None = None) -> list[str]:
+    """Write every output the config turns on; returns one line per output for the log."""
+    cfg = engine.config
+    out = cfg.outputs
+    top_n = cfg.summaries.top_n
+    done: list[str] = []
+    if out.console:
+        render_console(digest, console or Console(), top_n)
+    if out.markdown:
+        path = cfg.path(out.markdown)
+        _write(path, render_markdown(digest, top_n=top_n))
+        done.append(f"wrote {path} ({len(digest.items)} papers)")
+    if out.json_:
+        path = cfg.path(out.json_)
+        _write(path, render_json(digest))
+        done.append(f"wrote {path}")
+    if out.feed or out.atom:
+        entries = feed_entries(engine, digest)
+        cats = ", ".join(digest.categories)
+        base = cfg.web.public_url or "https://arxiv.org"
+        for path_str, atom in ((out.feed, False), (out.atom, True)):
+            if not path_str:
+                continue
+            path = cfg.path(path_str)
+            _write(
+                path,
+                render_feed(
+                    entries,
+                    title=f"arXiv digest · {cats}",
+                    link=base,
+                    self_url=f"{base.rstrip('/')}/{path.name}",
+                    description=f"New arXiv papers in {cats}, ranked by arxiv-herald",
+                    atom=atom,
+                ),
+            )
+            done.append(f"wrote {path} ({len(entries)} entries)")
+    return done

@@ -1,0 +1,367 @@
+"""Pure Slack translation: digests → Block Kit messages, payloads → plain values.
+
+No network here, so every limit and every escape is unit-tested directly.  Slack's rules:
+at most 50 blocks per message, 3,000 characters per section/context text, ~40,000 per
+message; ``&``, ``<`` and ``>`` must be escaped in any text Slack parses as mrkdwn, or a paper
+title like ``<!channel>`` would ping a whole channel.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands import make_command
+from bot.models import Command, Digest, ScoredPaper
+from bot.render import header_text, reasons_text, short_authors, summary_marker, type_label
+
+Message = dict[str, Any]  # keyword arguments for chat.postMessage (text, blocks, metadata)
+
+PLATFORM = "slack"
+ITEM_EVENT = "arxiv_herald_item"  # metadata event_type on every digest message
+SUMMARY_EVENT = "arxiv_herald_summary"  # metadata event_type on /summarize answers
+RATE_UP, RATE_DOWN = "rate_up", "rate_down"
+RATE_BLOCK = "arxiv_rate"
+ARXIV_COMMAND, SUMMARIZE_COMMAND = "/arxiv", "/summarize"
+
+MAX_BLOCKS = 50
+SECTION_MAX = 3000
+# Slack accepts ~40k characters, but clients collapse long messages and large block payloads
+# are refused (msg_blocks_too_long); 12k of block text per message keeps every part readable.
+MESSAGE_BUDGET = 12_000
+FALLBACK_MAX = 1000
+TITLE_MAX = 1000  # a real arXiv title is < 300 characters; longer ones are hostile or broken
+AUTHORS_MAX = 600
+LINE_MAX = 600
+REASONS_MAX = 2000
+REPLY_MAX = 38_000
+
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+
+
+# -- text --------------------------------------------------------------------------------------
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three characters Slack treats as control sequences in mrkdwn text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (whitespace collapsed), "…" when cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def clip_escaped(text: str, limit: int) -> str:
+    """Escape ``text`` and keep the result within ``limit`` characters, never cutting an
+    entity (``&amp;``) in half: the raw text is shortened until its escaped form fits."""
+    out = escape_mrkdwn(clip(text, limit))
+    if len(out) <= limit:
+        return out
+    used = 0
+    kept: list[str] = []
+    budget = limit - 1
+    for ch in " ".join(text.split()):
+        size = len(escape_mrkdwn(ch))
+        if used + size > budget:
+            break
+        kept.append(ch)
+        used += size
+    return escape_mrkdwn("".join(kept)) + "…"
+
+
+def summary_mrkdwn(markdown: str) -> str:
+    """An LLM's Markdown as Slack mrkdwn: escaped first, then **bold**/headings/bullets mapped.
+
+    HTML comments are dropped: Markdown renderers hide them, Slack would print them.
+    """
+    text = escape_mrkdwn(_COMMENT.sub("", markdown).strip())
+    text = _HEADING.sub(r"*\1*", text)
+    text = _BOLD.sub(r"*\1*", text)
+    return _BULLET.sub(r"\1• ", text)
+
+
+def split_text(text: str, limit: int = SECTION_MAX) -> list[str]:
+    """Cut already-escaped mrkdwn into pieces of at most ``limit`` characters, preferring
+    paragraph, then line, then word boundaries, and never splitting an ``&…;`` entity."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep, 0, limit)
+            if at >= limit // 3:
+                cut = at
+                break
+        if cut <= 0:
+            cut = limit
+            amp = rest.rfind("&", max(0, cut - 5), cut)
+            if amp != -1 and ";" not in rest[amp:cut]:
+                cut = amp
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+# -- blocks ------------------------------------------------------------------------------------
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _button_label(emoji: str, count: int) -> str:
+    return f"{emoji} {count}" if count else emoji
+
+
+def rating_block(paper_id: str, up: int = 0, down: int = 0) -> dict[str, Any]:
+    """The 👍 / 👎 buttons; their labels carry the tally once someone voted."""
+    return {
+        "type": "actions",
+        "block_id": RATE_BLOCK,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": RATE_UP,
+                "value": paper_id,
+                "text": {"type": "plain_text", "text": _button_label("👍", up), "emoji": True},
+            },
+            {
+                "type": "button",
+                "action_id": RATE_DOWN,
+                "value": paper_id,
+                "text": {"type": "plain_text", "text": _button_label("👎", down), "emoji": True},
+            },
+        ],
+    }
+
+
+def with_tally(blocks: list[dict[str, Any]], paper_id: str, up: int, down: int) -> list[dict]:
+    """``blocks`` (as Slack echoes them in an action payload) with the rating buttons'
+    labels replaced by the current tally; buttons are added if the message had none."""
+    out = copy.deepcopy(blocks)
+    fresh = rating_block(paper_id, up, down)
+    for i, block in enumerate(out):
+        if block.get("type") == "actions" and any(
+            el.get("action_id") in (RATE_UP, RATE_DOWN) for el in block.get("elements", [])
+        ):
+            out[i] = fresh
+            return out
+    return [*out, fresh]
+
+
+def item_metadata(
+    subscription: int | None, day: dt.date | None, paper_id: str, part: int = 1, parts: int = 1
+) -> dict[str, Any]:
+    """Slack message metadata that lets delivery find a message again after a crash."""
+    payload: dict[str, Any] = {
+        "subscription": subscription,
+        "day": day.isoformat() if day else "",
+        "paper": paper_id,
+    }
+    if parts > 1:
+        payload.update(part=part, parts=parts)
+    return {"event_type": ITEM_EVENT, "event_payload": payload}
+
+
+def render_header(digest: Digest) -> Message:
+    """The day's parent message: "arXiv digest · <weekday date> · N papers · <categories>"."""
+    head = header_text(digest)
+    return {
+        "text": escape_mrkdwn(head),
+        "blocks": [
+            section(f"*{escape_mrkdwn(head)}*"),
+            context("One reply per paper in the thread · 👍 / 👎 tune the next digest"),
+        ],
+        "metadata": item_metadata(digest.subscription.id, digest.day, ""),
+    }
+
+
+def _paper_blocks(item: ScoredPaper, *, show_score: bool, top_n: int | None) -> list[dict]:
+    p = item.paper
+    title = clip_escaped(p.title, TITLE_MAX)
+    others = [c for c in p.categories if c != (item.category or p.primary_category)]
+    line = type_label(item) + (f" · also {', '.join(others)}" if others else "")
+    head = (
+        f"*<{escape_mrkdwn(p.url)}|{title}>*\n"
+        f"{clip_escaped(short_authors(p.authors), AUTHORS_MAX)}\n"
+        f"{clip_escaped(line, LINE_MAX)} · `{clip_escaped(p.versioned_id, 60)}`"
+    )
+    blocks = [section(head)]
+    if show_score:
+        why = clip_escaped(reasons_text(item), REASONS_MAX)
+        explore = " · _exploring_" if item.explore else ""
+        blocks.append(context(f"Score *{item.score:.1f}*{explore} · {why}"))
+    marker = summary_marker(item, top_n)
+    if item.summary:
+        body = summary_mrkdwn(item.summary)
+        by = f"🤖 Summary by {clip_escaped(item.summary_model or 'an LLM', 100)}"
+        blocks.append(context(by + (f" · ⚠️ {escape_mrkdwn(marker)}" if marker else "")))
+    else:
+        body = "*Abstract*\n" + escape_mrkdwn(" ".join(p.abstract.split()) or "(none)")
+        if marker:
+            blocks.append(context(f"⚠️ {clip_escaped(marker, REASONS_MAX)}"))
+    blocks += [section(piece) for piece in split_text(body, SECTION_MAX)]
+    return blocks
+
+
+def _block_chars(block: dict[str, Any]) -> int:
+    if "text" in block:
+        return len(block["text"]["text"])
+    return sum(len(el.get("text", "")) for el in block.get("elements", []))
+
+
+def _pack(blocks: list[dict[str, Any]]) -> list[list[dict]]:
+    """Group blocks into messages within the block and character budgets, one block slot
+    kept free in each (the first gets the rating buttons, the others a "continued" line)."""
+    groups: list[list[dict]] = [[]]
+    chars = 0
+    for block in blocks:
+        size = _block_chars(block)
+        cur = groups[-1]
+        if cur and (len(cur) + 1 > MAX_BLOCKS - 1 or chars + size > MESSAGE_BUDGET):
+            groups.append([])
+            chars = 0
+        groups[-1].append(block)
+        chars += size
+    return groups
+
+
+def render_paper(
+    item: ScoredPaper,
+    *,
+    buttons: bool = True,
+    show_score: bool = True,
+    tally: tuple[int, int] = (0, 0),
+    top_n: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> list[Message]:
+    """One paper as one or more messages (long summaries split); the first message carries
+    the metadata and the 👍/👎 buttons, the rest continue in the same thread.  ``note`` is
+    trusted mrkdwn shown above the paper (e.g. who asked for it)."""
+    p = item.paper
+    blocks = _paper_blocks(item, show_score=show_score, top_n=top_n)
+    groups = _pack([context(note), *blocks] if note else blocks)
+    n = len(groups)
+    title = clip(p.title, 300)
+    messages: list[Message] = []
+    for i, group in enumerate(groups, 1):
+        blocks = group
+        if i == 1:
+            fallback = f"{title} ({p.versioned_id}) — {short_authors(p.authors)} — {p.url}"
+            if buttons:
+                blocks = [*blocks, rating_block(p.id, *tally)]
+        else:
+            fallback = f"{title} ({p.versioned_id}), continued ({i}/{n})"
+            blocks = [context(f"_continued ({i}/{n})_"), *blocks]
+        msg: Message = {"text": clip_escaped(fallback, FALLBACK_MAX), "blocks": blocks}
+        if metadata is not None:
+            md = copy.deepcopy(metadata)
+            if n > 1:
+                md["event_payload"].update(part=i, parts=n)
+            msg["metadata"] = md
+        messages.append(msg)
+    return messages
+
+
+def render_item(
+    digest: Digest, item: ScoredPaper, *, tally: tuple[int, int] = (0, 0), top_n: int | None = None
+) -> list[Message]:
+    """A digest's thread reply for one paper (several when it must be split)."""
+    md = item_metadata(digest.subscription.id, digest.day, item.paper.id)
+    return render_paper(item, tally=tally, top_n=top_n, metadata=md)
+
+
+def reply_text(text: str) -> str:
+    """A command's reply as safe mrkdwn (it may quote titles and keywords people typed)."""
+    out = escape_mrkdwn(text)
+    return out if len(out) <= REPLY_MAX else split_text(out, REPLY_MAX - 1)[0] + "…"
+
+
+# -- payloads → plain values ---------------------------------------------------------------------
+def parse_slash(payload: dict[str, Any], *, is_admin: bool = False) -> Command:
+    """A slash command payload as a :class:`Command`: ``/arxiv <sub> …`` → ``<sub>``,
+    ``/summarize X`` → ``summarize``; a bare ``/arxiv`` is ``help``."""
+    command = str(payload.get("command") or "")
+    text = str(payload.get("text") or "").strip()
+    channel = str(payload.get("channel_id") or "")
+    user = str(payload.get("user_id") or "")
+    if not channel or not user:
+        raise ValueError("slash command payload without channel_id/user_id")
+    if command == SUMMARIZE_COMMAND:
+        text = f"summarize {text}"
+    elif command == ARXIV_COMMAND:
+        text = text.lstrip("/") or "help"
+    else:
+        raise ValueError(f"not an arxiv-herald command: {command!r}")
+    return make_command(
+        PLATFORM, channel, user, text, is_admin=is_admin, is_group=not channel.startswith("D")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RatingPress:
+    """A 👍/👎 button press, out of a ``block_actions`` payload."""
+
+    channel: str
+    user: str
+    paper_id: str
+    value: int
+    message_ts: str
+    thread_ts: str | None
+    blocks: list[dict[str, Any]]
+    text: str
+
+
+def parse_action(payload: dict[str, Any]) -> RatingPress:
+    """The rating button in a ``block_actions`` payload; ValueError for anything else."""
+    actions = payload.get("actions") or []
+    action = next((a for a in actions if a.get("action_id") in (RATE_UP, RATE_DOWN)), None)
+    if action is None:
+        raise ValueError("no rating action in the payload")
+    container = payload.get("container") or {}
+    channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
+    user = (payload.get("user") or {}).get("id")
+    paper_id = str(action.get("value") or "").strip()
+    message = payload.get("message") or {}
+    ts = container.get("message_ts") or message.get("ts")
+    if not channel or not user or not paper_id or not ts:
+        raise ValueError("rating payload without channel, user, paper or message")
+    thread_ts = container.get("thread_ts") or message.get("thread_ts")
+    return RatingPress(
+        channel=str(channel),
+        user=str(user),
+        paper_id=paper_id,
+        value=1 if action["action_id"] == RATE_UP else -1,
+        message_ts=str(ts),
+        thread_ts=str(thread_ts) if thread_ts else None,
+        blocks=list(message.get("blocks") or []),
+        text=str(message.get("text") or ""),
+    )
+
+
+def metadata_matches(
+    message: dict[str, Any], subscription: int | None, day: dt.date, paper_id: str
+) -> bool:
+    """Is ``message`` the (first part of the) ledger row (subscription, day, paper)?"""
+    md = message.get("metadata") or {}
+    if md.get("event_type") != ITEM_EVENT:
+        return False
+    p = md.get("event_payload") or {}
+    return (
+        str(p.get("subscription")) == str(subscription)
+        and p.get("day") == day.isoformat()
+        and p.get("paper") == paper_id
+        and int(p.get("part") or 1) == 1
+    )

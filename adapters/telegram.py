@@ -1,0 +1,839 @@
+"""Telegram adapter (python-telegram-bot): commands, digests with 👍/👎 buttons, polling or webhook.
+
+A thin translator behind :class:`adapters.base.Adapter`: updates become plain ``Command`` and
+rating calls into :class:`bot.commands.Commands` (run in a thread: they may block on the LLM or
+arXiv); replies and digests go out as HTML built by :mod:`adapters.telegram_html`.  The
+delivery ledger (:func:`bot.delivery.deliver`) drives :meth:`TelegramAdapter.send_header` and
+:meth:`TelegramAdapter.send_item`.
+
+Flood limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
+about 30 messages a second overall, one a second per chat, 20 a minute per group.  PTB's
+``AIORateLimiter`` paces the overall and group limits and retries 429s after their
+``retry_after``; it has no per-private-chat limit, so :class:`ChatPacer` adds one.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Opt in to PTB 22's timedelta ``RetryAfter.retry_after`` before telegram is imported anywhere
+# through us; without it every 429 logs a deprecation warning.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+import asyncio
+import contextlib
+import datetime as dt
+import hmac
+import html
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatMemberStatus, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from adapters.telegram_html import (
+    GROUP_TYPES,
+    PLATFORM,
+    addressed_to,
+    command_from_message,
+    decode_rating,
+    escape,
+    rating_keyboard,
+    render_header,
+    render_item,
+    render_text,
+)
+from bot.commands import SLOW, Commands
+from bot.config import Config, secret
+from bot.delivery import DeliveryReport, Sent, deliver
+from bot.engine import Engine
+from bot.errors import ConfigError, DeliveryError, HeraldError
+from bot.models import Command, Digest, Reply, ScoredPaper, Subscription
+
+log = logging.getLogger(__name__)
+
+#: The bot's menu (setMyCommands) and the names its CommandHandler answers to.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "What this bot does and how to begin"),
+    ("subscribe", "Follow arXiv categories, e.g. /subscribe cs.LG cs.CL"),
+    ("unsubscribe", "Stop the daily digest here"),
+    ("keywords", "add | remove | list the keywords that rank papers"),
+    ("exclude", "add | remove | list words that drop papers"),
+    ("settings", "time HH:MM · tz Area/City · max N · lang L · cross on|off"),
+    ("digest", "Today's digest, now"),
+    ("summarize", "Summarize any paper: /summarize 2601.19278"),
+    ("why", "Why a paper got its score"),
+    ("more", "More papers like this one"),
+    ("mute", "Hide a topic from this chat's digest"),
+    ("unmute", "Show a muted topic again"),
+    ("status", "Settings, last fetch, next digest, your feed"),
+    ("help", "Every command"),
+)
+ALLOWED_UPDATES = ("message", "callback_query")
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WORKING = "⏳ working…"
+ADMIN_CACHE_S = 60.0
+MAX_ANSWER_CHARS = 200  # answerCallbackQuery's text limit
+
+#: The methods Telegram's flood limits count; only these go through the rate limiter's buckets.
+PACED_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
+OVERALL_BUCKET = 1.25  # messages; see build_rate_limiter
+#: A rate-limiter slot not used within this long is given back, at most this many times.
+STALE_SLOT_S = 0.05
+MAX_STALE_SLOTS = 3
+#: BadRequest descriptions that mean the chat is gone for good (lower case, PTB capitalizes).
+_GONE = ("chat not found", "not enough rights", "have no rights", "chat_write_forbidden")
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+# -- rate limiting ---------------------------------------------------------------------------
+class MessageRateLimiter(AIORateLimiter):
+    """``AIORateLimiter`` applied to message sends and edits only, with slots used on time.
+
+    Reads such as getChatMember carry a ``chat_id`` too; counting them against a group's 20
+    messages a minute would only delay replies.  They still get the 429 retries.
+
+    A slot is granted by the event loop's clock, but the request only reaches Telegram when
+    the loop gets round to it.  When the loop is busy (thousands of deliveries starting at
+    09:00, each doing its ledger writes), requests granted a few slots apart would leave in one
+    burst and earn a 429 — which halts every request.  So a slot that could not be used
+    promptly is given back and the request queues again (a few times at most).
+    """
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        if endpoint not in PACED_METHODS:
+            data = {k: v for k, v in data.items() if k != "chat_id"}
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        loop = asyncio.get_running_loop()
+        for _ in range(MAX_STALE_SLOTS):
+            used = False
+
+            async def on_time(*a: Any, **k: Any) -> Any:
+                nonlocal used
+                granted = loop.time()
+                await asyncio.sleep(0)  # resumes only after whatever else the loop is doing
+                if loop.time() - granted > STALE_SLOT_S:
+                    return None
+                used = True
+                return await callback(*a, **k)
+
+            result = await super().process_request(
+                on_time, args, kwargs, endpoint, data, rate_limit_args
+            )
+            if used:
+                return result
+        return await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
+
+
+def build_rate_limiter(
+    global_rate: float, *, group_per_minute: float = 20.0, max_retries: int = 3
+) -> AIORateLimiter:
+    """PTB's limiter with retries on, pacing ``global_rate`` msg/s and ``group_per_minute``.
+
+    Telegram counts in sliding windows.  aiolimiter's default bucket holds ``max_rate``
+    messages: it lets that many through at once and then keeps leaking at ``max_rate``, so one
+    second can see nearly twice the cap — Telegram answers 429, and PTB then halts every
+    request for ``retry_after``.  Here the overall bucket holds 1¼ messages (the quarter
+    absorbs timer jitter, so the configured rate is really reached) and the group bucket one:
+    the same long-run rates, no bursts.
+    """
+    return MessageRateLimiter(
+        overall_max_rate=OVERALL_BUCKET,
+        overall_time_period=OVERALL_BUCKET / global_rate,
+        group_max_rate=1 if group_per_minute else 0,
+        group_time_period=60.0 / group_per_minute if group_per_minute else 0,
+        max_retries=max_retries,
+    )
+
+
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last: float = float("-inf")
+
+
+class ChatPacer:
+    """At most one message per ``interval`` seconds in each chat.
+
+    The interval runs from Telegram's *answer* to the previous message, so however the two
+    requests travel, Telegram sees them at least ``interval`` apart.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._turns: dict[int, _Turn] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        if self.interval <= 0:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        turn = self._turns.setdefault(chat_id, _Turn())
+        async with turn.lock:
+            wait = turn.last + self.interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                turn.last = loop.time()
+                self._forget_idle(loop.time())
+
+    def _forget_idle(self, now: float) -> None:
+        if len(self._turns) < 4096:
+            return
+        for chat_id, turn in list(self._turns.items()):
+            if not turn.lock.locked() and turn.last < now - self.interval - 60:
+                del self._turns[chat_id]
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per key, forgotten once nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[object, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def __call__(self, key: object) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+
+# -- errors ----------------------------------------------------------------------------------
+def delivery_error(exc: TelegramError, chat_id: int | str) -> DeliveryError:
+    """Telegram's refusal as a DeliveryError; ``permanent`` when the chat is gone for good."""
+    text = exc.message if hasattr(exc, "message") else str(exc)
+    where = f"Telegram chat {chat_id}"
+    if isinstance(exc, Forbidden):
+        return DeliveryError(f"{where}: {text}", permanent=True)
+    if isinstance(exc, BadRequest):
+        permanent = any(g in text.lower() for g in _GONE)
+        return DeliveryError(f"{where}: {text}", permanent=permanent)
+    if isinstance(exc, RetryAfter):
+        seconds = exc.retry_after
+        if isinstance(seconds, dt.timedelta):
+            seconds = seconds.total_seconds()
+        return DeliveryError(
+            f"{where}: flood limit still hit after retries (retry after {seconds:g} s)"
+        )
+    if isinstance(exc, InvalidToken):
+        return DeliveryError("Telegram no longer accepts the bot token")
+    if isinstance(exc, TimedOut):
+        # Ambiguous: Telegram may have posted it before the answer was lost.  The ledger
+        # treats any DeliveryError as "not posted" and resends later; like a crash right after
+        # Telegram's answer, this is a window for a duplicate that no API call can close.
+        return DeliveryError(f"{where}: Telegram did not answer in time")
+    if isinstance(exc, NetworkError):
+        return DeliveryError(f"{where}: network error talking to Telegram: {text}")
+    return DeliveryError(f"{where}: {type(exc).__name__}: {text}")
+
+
+def _is_entity_error(exc: BadRequest) -> bool:
+    return "can't parse entities" in exc.message.lower()
+
+
+def _is_not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+def _html_to_plain(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
+
+
+def _file_url(api_base_url: str) -> str:
+    """``…/bot`` → ``…/file/bot`` (never fetched, but no hard-coded host either)."""
+    base = api_base_url.rstrip("/")
+    return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+
+@contextlib.contextmanager
+def _quiet_debug(*names: str) -> Iterator[None]:
+    """Hold these loggers above DEBUG for a moment (PTB logs its token-bearing URL then)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _host(url: str) -> str:
+    """Where a URL points, without its path (which may hold the token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# -- the adapter -----------------------------------------------------------------------------
+class TelegramAdapter:
+    """Telegram behind the Adapter protocol; also the Sender that delivery drives."""
+
+    platform = PLATFORM
+    #: Set by ``herald serve`` (bot.app.Service): chat-triggered digests then share the
+    #: scheduler's per-subscription lock and bookkeeping.
+    service: Any = None
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        commands: Commands,
+        *,
+        rate_limiter: BaseRateLimiter[Any] | None = None,
+        poll_timeout: int = 10,
+    ) -> None:
+        self.config = config
+        self.section = config.telegram
+        self.engine = engine
+        self.commands = commands
+        self.poll_timeout = poll_timeout
+        token = secret(self.section.token_env)
+        if not token:
+            raise ConfigError(
+                f"Telegram needs a bot token: the environment variable {self.section.token_env} "
+                "(telegram.token_env) is not set; create a bot with @BotFather and put its "
+                "token there"
+            )
+        self._webhook_secret: str | None = None
+        if self.section.mode == "webhook":
+            self._webhook_secret = secret(self.section.webhook_secret_env)
+            if not self._webhook_secret or not _SECRET_RE.match(self._webhook_secret):
+                raise ConfigError(
+                    f"telegram.mode is 'webhook' but {self.section.webhook_secret_env} "
+                    "(telegram.webhook_secret_env) is not set to 1-256 letters, digits, _ or -; "
+                    "set it to a random string, e.g. the output of `openssl rand -hex 32`"
+                )
+        # Client libraries log request URLs, and a Bot API URL carries the token.
+        for name in ("httpx", "httpcore"):
+            logger = logging.getLogger(name)
+            if logger.level < logging.WARNING:
+                logger.setLevel(logging.WARNING)
+        with _quiet_debug("telegram.Bot", "telegram.ext.ExtBot"):  # "Set Bot API URL: …<token>"
+            self.app = self._build(token, rate_limiter)
+        self.pacer = ChatPacer(self.section.per_chat_interval_s)
+        self._command_locks = _KeyedLocks()
+        self._delivery_locks = _KeyedLocks()
+        self._admin_cache: dict[tuple[int, int], tuple[bool, float]] = {}
+        self._keyboard_dirty: dict[tuple[int, int], tuple[int, str]] = {}
+        self._keyboard_tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._connected = False
+        names = [name for name, _ in COMMANDS]
+        only_new = filters.UpdateType.MESSAGE  # an edited "/subscribe" is not a second command
+        self.app.add_handler(CommandHandler(names, self._on_command, filters=only_new))
+        self.app.add_handler(MessageHandler(filters.COMMAND & only_new, self._on_other_command))
+        self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
+        self.app.add_handler(CallbackQueryHandler(self._on_button))
+        self.app.add_error_handler(self._on_error)
+
+    def _build(
+        self, token: str, rate_limiter: BaseRateLimiter[Any] | None
+    ) -> Application[Any, Any, Any, Any, Any, Any]:
+        # Timeouts: a send that hangs for long only holds up its own chat; polling adds its
+        # long-poll timeout on top of get_updates_read_timeout.
+        return (
+            Application.builder()
+            .token(token)
+            .base_url(self.section.api_base_url)
+            .base_file_url(_file_url(self.section.api_base_url))
+            .rate_limiter(rate_limiter or build_rate_limiter(self.section.global_rate))
+            .concurrent_updates(True)
+            .connect_timeout(5.0)
+            .read_timeout(15.0)
+            .write_timeout(15.0)
+            .pool_timeout(10.0)
+            .get_updates_read_timeout(10.0)
+            .build()
+        )
+
+    @property
+    def bot(self) -> Any:
+        return self.app.bot
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def top_n(self) -> int:
+        return self.config.summaries.top_n
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """getMe (bad token → ConfigError) and setMyCommands so the menu lists the commands."""
+        env = self.section.token_env
+        try:
+            await self.app.initialize()
+        except InvalidToken:
+            raise ConfigError(
+                f"{env} is not accepted by Telegram (getMe refused it); copy the token "
+                "@BotFather gave you again, or revoke it there and use the new one"
+            ) from None
+        except TelegramError as exc:
+            raise HeraldError(
+                f"Telegram at {_host(self.section.api_base_url)} could not be reached: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            await self.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+        except TelegramError as exc:
+            raise HeraldError(f"Telegram refused setMyCommands: {exc}") from None
+        self._connected = True
+        log.info("Telegram: connected as @%s (%s mode)", self.bot.username, self.section.mode)
+
+    async def listen(self) -> None:
+        """Start handling updates: long polling, or register the webhook with its secret."""
+        if not self.app.running:
+            await self.app.start()
+        if self.section.mode == "webhook":
+            assert self.section.webhook_url, "checked by the config loader"
+            await self.bot.set_webhook(
+                url=self.section.webhook_url,
+                secret_token=self._webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+            log.info("Telegram: webhook registered at %s", _host(self.section.webhook_url))
+            return
+        assert self.app.updater is not None
+        if not self.app.updater.running:
+            await self.app.updater.start_polling(
+                poll_interval=0.0,
+                timeout=self.poll_timeout,
+                allowed_updates=list(ALLOWED_UPDATES),
+                error_callback=self._on_polling_error,
+            )
+
+    async def disconnect(self) -> None:
+        for task in list(self._keyboard_tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._keyboard_tasks.values(), return_exceptions=True)
+        updater = self.app.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        self._connected = False
+
+    def web_routes(self) -> list[web.RouteDef]:
+        """``POST /telegram/webhook`` in webhook mode; nothing when polling."""
+        if self.section.mode != "webhook":
+            return []
+        return [web.post(WEBHOOK_PATH, self.handle_webhook)]
+
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        """An update from Telegram: only with the secret we registered, else 403."""
+        given = request.headers.get(SECRET_HEADER, "")
+        expected = self._webhook_secret or ""
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.Response(status=403, text="forbidden")
+        try:
+            data = await request.json()
+            if not isinstance(data, dict) or "update_id" not in data:
+                raise ValueError("not an Update object")
+            update = Update.de_json(data, self.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return web.Response(status=400, text="bad update")
+        # Answer at once: the update queue is worked by the running Application.
+        await self.app.update_queue.put(update)
+        return web.Response(text="ok")
+
+    # -- Sender ------------------------------------------------------------------------------
+    async def send_header(self, digest: Digest) -> Sent:
+        sub = digest.subscription
+        msg = await self._post(sub, render_header(digest))
+        return Sent(str(msg.message_id), str(msg.message_id))
+
+    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent:
+        """The paper as a reply to the header; a long one in several parts, buttons on the last.
+
+        If a later part fails, the earlier parts are deleted again, so the ledger's resend of
+        this paper does not repeat them.
+        """
+        sub = digest.subscription
+        chunks = render_item(item, self.top_n)
+        reply_to = int(thread.thread_id or thread.message_id)
+        keyboard = self._keyboard_for(sub, item.paper.id)
+        sent: list[Message] = []
+        try:
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                sent.append(
+                    await self._post(
+                        sub, chunk, reply_to=reply_to, keyboard=keyboard if last else None
+                    )
+                )
+        except DeliveryError:
+            await self._retract(sent)
+            raise
+        return Sent(str(sent[0].message_id), thread.thread_id)
+
+    async def find_sent(
+        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+    ) -> Sent | None:
+        """Always "can't tell": bots cannot read a chat's history on Telegram.
+
+        The ledger then resends a row it found in flight.  That row only exists after a crash
+        between Telegram accepting a message and the ledger write right after it, so this is
+        the one (narrow) window in which a paper can appear twice.
+        """
+        return None
+
+    async def send_note(self, sub: Subscription, text: str) -> None:
+        for chunk in render_text(text):
+            await self._post(sub, chunk)
+
+    # -- sending -----------------------------------------------------------------------------
+    async def _post(
+        self,
+        target: Subscription | int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> Message:
+        """sendMessage (HTML, no link preview), paced per chat; failures → DeliveryError.
+
+        A chat upgraded to a supergroup is followed (and its subscription moved); HTML that
+        Telegram refuses to parse — our bug, not the reader's — is sent as plain text instead
+        of blocking the digest.
+        """
+        sub = target if isinstance(target, Subscription) else None
+        chat_id = int(sub.chat) if sub is not None else int(target)  # type: ignore[arg-type]
+        parse_mode: str | None = ParseMode.HTML
+        replying = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        for attempt in range(3):
+            try:
+                async with self.pacer.turn(chat_id):
+                    return await self.bot.send_message(
+                        chat_id,
+                        text,
+                        parse_mode=parse_mode,
+                        link_preview_options=_NO_PREVIEW,
+                        reply_parameters=replying,
+                        reply_markup=keyboard,
+                    )
+            except ChatMigrated as exc:
+                if attempt == 2:
+                    raise delivery_error(exc, chat_id) from None
+                chat_id = self._migrate(chat_id, exc.new_chat_id, sub)
+                replying = None  # the message replied to stayed in the old group
+            except BadRequest as exc:
+                if parse_mode is None or not _is_entity_error(exc) or attempt == 2:
+                    raise delivery_error(exc, chat_id) from None
+                log.warning("Telegram refused our HTML (%s); sending plain text", exc.message)
+                text, parse_mode = _html_to_plain(text), None
+            except TelegramError as exc:
+                raise delivery_error(exc, chat_id) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _edit(
+        self, chat_id: int, message_id: int, text: str, keyboard: InlineKeyboardMarkup | None
+    ) -> None:
+        try:
+            async with self.pacer.turn(chat_id):
+                await self.bot.edit_message_text(
+                    text,
+                    chat_id,
+                    message_id,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=_NO_PREVIEW,
+                    reply_markup=keyboard,
+                )
+        except BadRequest as exc:
+            if not _is_not_modified(exc):
+                raise delivery_error(exc, chat_id) from None
+        except TelegramError as exc:
+            raise delivery_error(exc, chat_id) from None
+
+    async def _retract(self, messages: list[Message]) -> None:
+        for msg in messages:
+            try:
+                await self.bot.delete_message(msg.chat_id, msg.message_id)
+            except TelegramError as exc:
+                log.warning(
+                    "could not delete part %s of a half-sent paper in chat %s: %s",
+                    msg.message_id,
+                    msg.chat_id,
+                    exc,
+                )
+
+    def _keyboard_for(self, sub: Subscription | None, paper_id: str) -> InlineKeyboardMarkup:
+        up, down = (0, 0)
+        if sub is not None and sub.id is not None:
+            up, down = self.engine.store.tally(sub.id, paper_id)
+        return rating_keyboard(paper_id, up, down)
+
+    def _migrate(self, old: int, new: int, sub: Subscription | None = None) -> int:
+        """A group became a supergroup with a new id: the subscription follows it."""
+        store = self.engine.store
+        sub = sub or store.get_subscription(PLATFORM, str(old))
+        if sub is not None and sub.id is not None and sub.chat == str(old):
+            if store.get_subscription(PLATFORM, str(new)) is None:
+                store.update_subscription(sub.id, chat=str(new))
+                log.info("Telegram chat %s became supergroup %s; subscription moved", old, new)
+            sub.chat = str(new)
+        return new
+
+    # -- incoming ----------------------------------------------------------------------------
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or not message.text:
+            return
+        cmd = command_from_message(
+            message, self.bot.username, is_admin=await self._is_admin(message)
+        )
+        if cmd is None:
+            return
+        try:
+            await self._run_command(message, cmd)
+        except DeliveryError as exc:
+            log.warning("could not answer /%s in Telegram chat %s: %s", cmd.name, cmd.chat, exc)
+
+    async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A /command we have no handler for: the engine answers with help (or an alias).
+
+        In groups only when addressed as /cmd@ourbot: other bots there have commands too.
+        """
+        message = update.message
+        if message is None or not message.text:
+            return
+        head = message.text.split(None, 1)[0]
+        if message.chat.type in GROUP_TYPES and "@" not in head:
+            return
+        if not addressed_to(message.text, self.bot.username):
+            return
+        await self._on_command(update, context)
+
+    async def _run_command(self, message: Message, cmd: Command) -> None:
+        if cmd.name in ("summarize", "summary") and len(cmd.args) == 1:
+            # "working…" only when there is work: a usage error is answered straight away.
+            await self._summarize(message, cmd)
+            return
+        if cmd.name in SLOW:
+            # Slow commands don't hold the chat's queue; quick ones keep their order.
+            await self._typing(message.chat_id)
+            reply = await asyncio.to_thread(self.commands.handle, cmd)
+        else:
+            async with self._command_locks(cmd.chat):
+                reply = await asyncio.to_thread(self.commands.handle, cmd)
+        if reply.digest is not None:
+            await self._deliver_now(message, reply.digest)
+            return
+        await self._answer(message, reply.text)
+
+    async def _answer(self, message: Message, text: str) -> None:
+        """A plain reply; in groups as a reply to the command, so it is clear whose it was."""
+        reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
+        for chunk in render_text(text):
+            await self._post(message.chat_id, chunk, reply_to=reply_to)
+            reply_to = None
+
+    async def _summarize(self, message: Message, cmd: Command) -> None:
+        """Post "working…" at once, then edit the summary (or the error) into it."""
+        chat_id = message.chat_id
+        reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
+        working = await self._post(chat_id, escape(WORKING), reply_to=reply_to)
+        reply: Reply = await asyncio.to_thread(self.commands.handle, cmd)
+        keyboard = None
+        if reply.item is not None and not reply.error:
+            chunks = render_item(reply.item, self.top_n)
+            sub = self.engine.store.get_subscription(PLATFORM, cmd.chat)
+            if sub is not None and sub.active:
+                keyboard = self._keyboard_for(sub, reply.item.paper.id)
+        else:
+            chunks = render_text(reply.text)
+        await self._edit(
+            chat_id, working.message_id, chunks[0], keyboard if len(chunks) == 1 else None
+        )
+        for i, chunk in enumerate(chunks[1:], 2):
+            last = i == len(chunks)
+            await self._post(
+                chat_id, chunk, reply_to=working.message_id, keyboard=keyboard if last else None
+            )
+
+    async def _deliver_now(self, message: Message, digest: Digest) -> DeliveryReport:
+        """/digest: today's digest through the ledger, so it is never posted twice."""
+        assert digest.subscription.id is not None
+        async with self._delivery_locks((digest.subscription.id, digest.day)):
+            if self.service is not None:
+                report = await self.service.deliver_digest(digest)
+            else:
+                report = await deliver(self.engine.store, self, digest)
+        if report.deactivated:
+            return report
+        if report.failed:
+            await self._answer(
+                message,
+                "I could not post all of today's digest just now "
+                f"({report.failed}); the rest is retried later.",
+            )
+        elif report.sent == 0:
+            text = f"Today's digest ({len(digest.items)} papers) is already in this chat."
+            header = report.thread.message_id if report.thread else None
+            for chunk in render_text(text):
+                await self._post(message.chat_id, chunk, reply_to=int(header) if header else None)
+        return report
+
+    async def _typing(self, chat_id: int) -> None:
+        with contextlib.suppress(TelegramError):
+            await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+
+    async def _is_admin(self, message: Message) -> bool:
+        """Private chats belong to their user; in groups: telegram.admins or a chat admin."""
+        chat = message.chat
+        if chat.type not in GROUP_TYPES:
+            return True
+        if message.sender_chat is not None and message.sender_chat.id == chat.id:
+            return True  # an anonymous admin, posting as the group itself
+        user = message.from_user
+        if user is None:
+            return False
+        listed = {a.strip().lower().lstrip("@") for a in self.section.admins}
+        if str(user.id) in listed or (user.username and user.username.lower() in listed):
+            return True
+        key = (chat.id, user.id)
+        loop = asyncio.get_running_loop()
+        cached = self._admin_cache.get(key)
+        if cached is not None and cached[1] > loop.time():
+            return cached[0]
+        try:
+            member = await self.bot.get_chat_member(chat.id, user.id)
+        except TelegramError as exc:
+            log.warning("getChatMember failed in Telegram chat %s: %s", chat.id, exc)
+            return False
+        is_admin = member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+        if len(self._admin_cache) > 4096:
+            self._admin_cache.clear()
+        self._admin_cache[key] = (is_admin, loop.time() + ADMIN_CACHE_S)
+        return is_admin
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """👍/👎: record it, confirm briefly, then show the new tally on the buttons."""
+        query = update.callback_query
+        if query is None:
+            return
+        parsed = decode_rating(query.data)
+        message = query.message
+        if parsed is None or message is None:
+            with contextlib.suppress(TelegramError):
+                await query.answer()
+            return
+        value, paper_id = parsed
+        chat = str(message.chat.id)
+        reply = await asyncio.to_thread(
+            self.commands.handle_rating, PLATFORM, chat, str(query.from_user.id), paper_id, value
+        )
+        text = reply.text
+        if len(text) > MAX_ANSWER_CHARS:
+            text = text[: MAX_ANSWER_CHARS - 1] + "…"
+        try:
+            await query.answer(text)
+        except TelegramError as exc:  # "query is too old": the press still counted
+            log.info("answerCallbackQuery failed: %s", exc)
+        if not reply.error:
+            sub = self.engine.store.get_subscription(PLATFORM, chat)
+            if sub is not None and sub.id is not None:
+                self._refresh_keyboard(message.chat.id, message.message_id, sub.id, paper_id)
+
+    def _refresh_keyboard(self, chat_id: int, message_id: int, sub_id: int, paper_id: str) -> None:
+        """Show the tally; presses that arrive while an edit is under way share the next one.
+
+        Each edit reads the tally fresh, so the last edit always shows the final count, and a
+        burst of presses in a busy group costs one or two edits, not one per press.
+        """
+        key = (chat_id, message_id)
+        self._keyboard_dirty[key] = (sub_id, paper_id)
+        if key not in self._keyboard_tasks:
+            self._keyboard_tasks[key] = asyncio.create_task(self._flush_keyboard(key))
+
+    async def _flush_keyboard(self, key: tuple[int, int]) -> None:
+        chat_id, message_id = key
+        try:
+            while key in self._keyboard_dirty:
+                sub_id, paper_id = self._keyboard_dirty.pop(key)
+                up, down = self.engine.store.tally(sub_id, paper_id)
+                try:
+                    async with self.pacer.turn(chat_id):
+                        await self.bot.edit_message_reply_markup(
+                            chat_id, message_id, reply_markup=rating_keyboard(paper_id, up, down)
+                        )
+                except BadRequest as exc:
+                    if not _is_not_modified(exc):
+                        log.warning("could not update the buttons in chat %s: %s", chat_id, exc)
+                except TelegramError as exc:
+                    log.warning("could not update the buttons in chat %s: %s", chat_id, exc)
+        finally:
+            self._keyboard_tasks.pop(key, None)
+
+    async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is not None and message.migrate_to_chat_id:
+            self._migrate(message.chat_id, message.migrate_to_chat_id)
+
+    def _on_polling_error(self, exc: TelegramError) -> None:
+        if isinstance(exc, Conflict):
+            log.error(
+                "Telegram: another process is receiving this bot's updates (%s); stop it, or "
+                "use one herald serve per bot token",
+                exc.message,
+            )
+        else:
+            log.warning("Telegram polling: %s: %s (retrying)", type(exc).__name__, exc)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("handling a Telegram update failed", exc_info=context.error)

@@ -1,0 +1,5 @@
+"""``python -m bot`` is ``herald``."""
+
+from bot.cli import main
+
+main()

@@ -1,0 +1,314 @@
+"""arXiv in: the daily RSS announcement feed, API lookups and backfill, PDF downloads.
+
+Every request goes through :class:`bot.politeness.PoliteSession` (shared 3 s throttle and a
+timeout).  Failures never crash a run: they raise :class:`SourceError` with a message that says
+what happened, and the caller logs it and goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import re
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import arxiv
+import feedparser
+import requests
+
+from bot.categories import in_category_set
+from bot.config import ArxivSection
+from bot.errors import SourceError
+from bot.ids import InvalidArxivId, parse_arxiv_id
+from bot.models import Announcement, Paper
+from bot.politeness import ARXIV_THROTTLE, PoliteSession
+
+log = logging.getLogger(__name__)
+
+FEED_CAP = 2000  # arXiv caps a feed at 2000 items
+ET = zoneinfo.ZoneInfo("America/New_York")
+_DESC = re.compile(
+    r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?(?P<abs>.*)$",
+    re.S,
+)
+
+
+@dataclass
+class FeedItem:
+    paper: Paper
+    announce_type: str
+
+
+@dataclass
+class FeedResult:
+    day: dt.date | None
+    items: list[FeedItem] = field(default_factory=list)
+    url: str = ""
+    truncated: bool = False
+
+
+def derive_announcements(
+    item: FeedItem, day: dt.date, fetched: Iterable[str]
+) -> list[Announcement]:
+    """Per-category announce types from one item of a combined feed.
+
+    In a feed for several categories, ``new`` means primary-in-set.  A category that lists the
+    paper but is not its primary sees it as ``cross`` (or ``replace-cross``), exactly as that
+    category's own feed would show it.
+    """
+    wanted = set(fetched)
+    p = item.paper
+    replaced = item.announce_type.startswith("replace")
+    out = []
+    for cat in p.categories:
+        if not in_category_set(cat, wanted):
+            continue
+        primary = cat == p.primary_category
+        if replaced:
+            atype = "replace" if primary else "replace-cross"
+        else:
+            atype = "new" if primary else "cross"
+        out.append(Announcement(p.id, day, cat, atype, p.version))
+    return out
+
+
+def _clean(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def _authors(entry: feedparser.FeedParserDict) -> tuple[str, ...]:
+    names: list[str] = []
+    for a in entry.get("authors") or []:
+        for part in (a.get("name") or "").split(","):
+            part = _clean(part)
+            if part:
+                names.append(part)
+    return tuple(names)
+
+
+def parse_feed(content: bytes, url: str = "") -> FeedResult:
+    """Parse an rss.arxiv.org RSS 2.0 document; raise SourceError for error/garbled feeds."""
+    parsed = feedparser.parse(content)
+    channel = parsed.get("feed", {})
+    title = channel.get("title", "")
+    if title.startswith("Feed error"):
+        reason = _clean(channel.get("description", "")) or title
+        raise SourceError(f"arXiv refused the feed {url}: {reason}")
+    exc = parsed.get("bozo_exception")
+    harmless = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+    if parsed.get("bozo") and not isinstance(exc, harmless):
+        # A truncated or garbled feed parses partially; storing half a day is worse than
+        # retrying the whole day on the next run.
+        got = f", {len(parsed.entries)} items readable" if parsed.entries else ""
+        raise SourceError(
+            f"the arXiv feed {url} is not valid XML ({exc}{got}); nothing stored, the next run "
+            "retries"
+        )
+    if not channel and not parsed.entries:
+        raise SourceError(f"the arXiv feed {url} has no channel; is the rss_url right?")
+    day = _feed_day(channel)
+    items: list[FeedItem] = []
+    for entry in parsed.entries:
+        item = _parse_entry(entry)
+        if item is not None:
+            items.append(item)
+    if items and day is None:
+        day = dt.datetime.now(ET).date()
+    return FeedResult(day=day, items=items, url=url, truncated=len(parsed.entries) >= FEED_CAP)
+
+
+def _feed_day(channel: feedparser.FeedParserDict) -> dt.date | None:
+    raw = channel.get("published") or channel.get("updated")
+    if not raw:
+        return None
+    try:
+        # pubDate is 00:00 US Eastern on the announcement day: keep its own date.
+        return email.utils.parsedate_to_datetime(raw).date()
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_entry(entry: feedparser.FeedParserDict) -> FeedItem | None:
+    desc = entry.get("summary", "") or entry.get("description", "")
+    m = _DESC.match(desc)
+    raw_id = m["id"] if m else ""
+    if not raw_id:
+        guid = entry.get("id", "")
+        raw_id = guid.rsplit(":", 1)[-1] if guid.startswith("oai:") else entry.get("link", "")
+    try:
+        aid = parse_arxiv_id(raw_id)
+    except InvalidArxivId:
+        log.warning("skipping a feed item without a usable arXiv id: %r", raw_id[:80])
+        return None
+    atype = (entry.get("arxiv_announce_type") or (m["type"] if m else "new")).strip()
+    abstract = (m["abs"] if m else desc).strip()
+    cats = tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term"))
+    paper = Paper(
+        id=aid.base,
+        version=aid.version or 1,
+        title=_clean(entry.get("title", "")),
+        authors=_authors(entry),
+        categories=cats,
+        abstract=abstract,
+        published=None,
+        updated=None,
+    )
+    return FeedItem(paper, atype)
+
+
+def result_to_paper(r: arxiv.Result) -> Paper:
+    aid = parse_arxiv_id(r.entry_id)
+    cats = list(r.categories)
+    if r.primary_category:
+        cats = [r.primary_category] + [c for c in cats if c != r.primary_category]
+    return Paper(
+        id=aid.base,
+        version=aid.version or 1,
+        title=_clean(r.title),
+        authors=tuple(a.name for a in r.authors),
+        categories=tuple(cats),
+        abstract=r.summary.strip(),
+        published=r.published.isoformat() if r.published else None,
+        updated=r.updated.isoformat() if r.updated else None,
+        comment=r.comment,
+        doi=r.doi,
+        journal_ref=r.journal_ref,
+    )
+
+
+def business_days_before(day: dt.date, n: int) -> dt.date:
+    d = day
+    while n:
+        d -= dt.timedelta(days=1)
+        if d.weekday() < 5:
+            n -= 1
+    return d
+
+
+def submission_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The submissions (UTC) an announcement day's feed is built from, approximately.
+
+    The feed dated D is announced at 20:00 ET the evening before and holds what was
+    submitted between the two previous 14:00 ET deadlines.  Holidays are not modelled.
+    """
+    end_day = business_days_before(day, 1)
+    start_day = business_days_before(end_day, 1)
+    end = dt.datetime.combine(end_day, dt.time(14), ET).astimezone(dt.UTC)
+    start = dt.datetime.combine(start_day, dt.time(14), ET).astimezone(dt.UTC)
+    return start, end
+
+
+class ArxivSource:
+    """Talks to arXiv's RSS, API and PDF endpoints as configured."""
+
+    def __init__(self, cfg: ArxivSection) -> None:
+        self.cfg = cfg
+        ARXIV_THROTTLE.interval = cfg.request_interval_s
+        self.session = PoliteSession(ARXIV_THROTTLE, timeout=cfg.timeout_s)
+        self.client = arxiv.Client(page_size=100, delay_seconds=0.0, num_retries=cfg.retries)
+        # The throttle lives in the session; the client's own delay would double it.
+        self.client._session = self.session
+        self.client.query_url_format = cfg.api_url + "?{}"
+
+    # -- RSS ---------------------------------------------------------------------------------
+    def rss_url(self, categories: Sequence[str]) -> str:
+        return self.cfg.rss_url.format(categories="+".join(categories))
+
+    def fetch_feed(self, categories: Sequence[str]) -> FeedResult:
+        """Today's announcements for ``categories`` (one request; split if arXiv truncates)."""
+        result = self._fetch_one(categories)
+        if result.truncated and len(categories) > 1:
+            log.warning(
+                "the feed for %s hit arXiv's %d-item cap; fetching each category on its own",
+                "+".join(categories),
+                FEED_CAP,
+            )
+            merged: dict[str, FeedItem] = {}
+            for cat in categories:
+                part = self._fetch_one([cat])
+                result.day = result.day or part.day
+                for it in part.items:
+                    merged.setdefault(it.paper.id, it)
+            result.items = list(merged.values())
+        return result
+
+    def _fetch_one(self, categories: Sequence[str]) -> FeedResult:
+        url = self.rss_url(categories)
+        content = self._get(url, "RSS feed")
+        return parse_feed(content, url)
+
+    def _get(self, url: str, what: str) -> bytes:
+        last: Exception | None = None
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                resp = self.session.get(url)
+            except requests.Timeout:
+                last = SourceError(
+                    f"arXiv {what} {url} did not answer within {self.cfg.timeout_s:g} s"
+                )
+            except requests.RequestException as exc:
+                last = SourceError(f"cannot reach arXiv {what} {url}: {exc.__class__.__name__}")
+            else:
+                if resp.status_code == 200:
+                    return resp.content
+                last = SourceError(f"arXiv {what} {url} answered HTTP {resp.status_code}")
+                if resp.status_code < 500 and resp.status_code != 429:
+                    break
+            log.info("%s (attempt %d of %d)", last, attempt + 1, self.cfg.retries + 1)
+        assert last is not None
+        raise last
+
+    # -- API ---------------------------------------------------------------------------------
+    def lookup(self, ids: Sequence[str]) -> list[Paper]:
+        """Metadata for ids (any form) through the arXiv API; unknown ids are left out."""
+        wanted = [str(parse_arxiv_id(i)) for i in ids]
+        if not wanted:
+            return []
+        search = arxiv.Search(id_list=wanted, max_results=len(wanted))
+        try:
+            return [result_to_paper(r) for r in self.client.results(search)]
+        except arxiv.HTTPError as exc:
+            raise SourceError(f"the arXiv API refused the lookup ({exc.status})") from None
+        except (requests.RequestException, arxiv.ArxivError) as exc:
+            raise SourceError(f"the arXiv API could not be reached: {exc}") from None
+
+    def backfill(
+        self, categories: Sequence[str], day: dt.date, max_results: int = 2000
+    ) -> list[tuple[Paper, list[Announcement]]]:
+        """Papers submitted in ``day``'s window, as announcements estimated from the API."""
+        start, end = submission_window(day)
+        cats = " OR ".join(f"cat:{c}" if "." in c else f"cat:{c}.*" for c in categories)
+        query = f"({cats}) AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]"
+        search = arxiv.Search(
+            query=query,
+            max_results=max_results,
+            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_order=arxiv.SortOrder.Descending,
+        )
+        try:
+            results = list(self.client.results(search))
+        except (requests.RequestException, arxiv.ArxivError) as exc:
+            raise SourceError(f"arXiv API backfill for {day} failed: {exc}") from None
+        out = []
+        for r in results:
+            paper = result_to_paper(r)
+            item = FeedItem(paper, "new")
+            anns = derive_announcements(item, day, categories)
+            if anns:
+                out.append((paper, anns))
+        return out
+
+    # -- PDF ---------------------------------------------------------------------------------
+    def pdf_url(self, paper_id: str, version: int | None = None) -> str:
+        pid = f"{paper_id}v{version}" if version else paper_id
+        return self.cfg.pdf_url.format(id=pid)
+
+    def download_pdf(self, paper_id: str, version: int | None = None) -> bytes:
+        url = self.pdf_url(paper_id, version)
+        data = self._get(url, "PDF")
+        if not data.startswith(b"%PDF"):
+            raise SourceError(f"arXiv PDF {url} is not a PDF ({len(data)} bytes)")
+        return data

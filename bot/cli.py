@@ -1,0 +1,414 @@
+"""``herald``: the command line.  Library code raises typed errors; only this turns them into
+exit codes and messages (never a traceback for a user's mistake)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from bot.config import Config, ConfigError, default_config_text, load_config
+from bot.errors import HeraldError, SourceError, UserError
+from bot.logs import setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("herald")
+
+
+class State:
+    def __init__(self, config_path: str | None, verbose: int) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: Config | None = None
+        self._engine: Any = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+            level = "DEBUG" if self.verbose > 1 else "INFO" if self.verbose else None
+            c = self._config
+            setup_logging(
+                level or c.logging.level,
+                c.logging.format,
+                secret_env=_secret_envs(c),
+            )
+        return self._config
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from bot.engine import Engine
+
+            self._engine = Engine(self.config)
+        return self._engine
+
+
+def _secret_envs(c: Config) -> list[str]:
+    return [
+        c.summaries.api_key_env,
+        c.slack.bot_token_env,
+        c.slack.app_token_env,
+        c.slack.signing_secret_env,
+        c.telegram.token_env,
+        c.telegram.webhook_secret_env,
+    ]
+
+
+def handle_errors(fn: F) -> F:
+    """Turn typed errors into messages and exit codes: 2 for config, 1 for the rest."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except (UserError, SourceError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except HeraldError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date; write it as YYYY-MM-DD") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="HERALD_CONFIG",
+    help="Configuration file (default: $HERALD_CONFIG, ./config.yaml, else the embedded default).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="arxiv-herald")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """arxiv-herald: each day's relevant new arXiv papers, scored, summarized and delivered."""
+    ctx.obj = State(config_path, verbose)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False), default="config.yaml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a commented configuration file to PATH (default ./config.yaml)."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise click.ClickException(f"{p} already exists; use --force to overwrite it")
+    p.write_text(default_config_text(), encoding="utf-8")
+    click.echo(f"Wrote {p}. Edit it, then run `herald run --config {p}`.")
+
+
+@main.command()
+@click.pass_obj
+@handle_errors
+def check(state: State) -> None:
+    """Validate the configuration and say what it would do."""
+    c = state.config
+    click.echo(f"{c.source}: OK")
+    click.echo(f"  database:   {c.database_path}")
+    click.echo(
+        f"  categories: {', '.join(c.arxiv.categories)} ({', '.join(c.arxiv.announce_types)})"
+    )
+    click.echo(f"  keywords:   {len(c.scoring.keywords)} ({c.scoring.mode} mode)")
+    for name, section in (("slack", c.slack), ("telegram", c.telegram)):
+        click.echo(f"  {name}:{' ' * (10 - len(name))}{'on' if section.enabled else 'off'}")
+
+
+@main.command()
+@click.pass_obj
+@handle_errors
+def fetch(state: State) -> None:
+    """Fetch today's arXiv announcements for every followed category."""
+    console = Console(stderr=True)
+    with console.status("Fetching arXiv announcements…"):
+        report = state.engine.fetch()
+    click.echo(report.summary())
+    if report.status == "error":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--day", help="Announcement day, YYYY-MM-DD (default: the latest fetched).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
+@click.option("--no-summaries", is_flag=True, help="Don't call the LLM for summaries.")
+@click.pass_obj
+@handle_errors
+def digest(state: State, day: str | None, fmt: str, out: str | None, no_summaries: bool) -> None:
+    """Show the ranked digest of an announcement day."""
+    engine = state.engine
+    d = engine.digest(parse_day(day))
+    if not no_summaries:
+        summarize_with_progress(engine, [d])
+    _emit(state, d, fmt, out)
+
+
+def summarize_with_progress(engine: Any, digests: list[Any]) -> None:
+    """Fill summaries with a progress bar on stderr (hidden when nothing needs the LLM)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Summarizing", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        engine.summarize_digests(digests, progress=tick)
+
+
+def _emit(state: State, d: Any, fmt: str, out: str | None) -> None:
+    top_n = state.config.summaries.top_n
+    if fmt == "json":
+        from adapters.jsonout import render_json
+
+        text = render_json(d)
+    elif fmt == "markdown":
+        from adapters.markdown import render_markdown
+
+        text = render_markdown(d, top_n=top_n)
+    else:
+        from adapters.console import render_console
+
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                render_console(d, Console(file=fh, width=100, color_system=None), top_n)
+            click.echo(f"Wrote {out}", err=True)
+        else:
+            render_console(d, Console(), top_n)
+        return
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {out}", err=True)
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.option("--no-summaries", is_flag=True, help="Don't call the LLM for summaries.")
+@click.pass_obj
+@handle_errors
+def run(state: State, no_summaries: bool) -> None:
+    """Fetch, rank, summarize, then write every configured output and deliver to chats."""
+    engine = state.engine
+    console = Console(stderr=True)
+    with console.status("Fetching arXiv announcements…"):
+        report = engine.fetch()
+    click.echo(report.summary(), err=True)
+    if engine.latest_day() is None:
+        raise click.ClickException(
+            "nothing to show: no announcements have been fetched yet "
+            f"({report.summary()}). Check arxiv.rss_url and your network, then run again."
+        )
+    from adapters.embedded import write_outputs
+
+    d = engine.digest()
+    if not no_summaries:
+        summarize_with_progress(engine, [d])
+    for line in write_outputs(engine, d):
+        click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("paper_id")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+@handle_errors
+def lookup(state: State, paper_id: str, fmt: str) -> None:
+    """Show a paper by any id form (2601.19278, arXiv:…, an abs/pdf URL, hep-th/9901001)."""
+    paper = state.engine.lookup(paper_id)
+    if fmt == "json":
+        from storage.db import paper_to_row
+
+        row = paper_to_row(paper)
+        row["authors"], row["categories"] = list(paper.authors), list(paper.categories)
+        click.echo(json.dumps(row, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{paper.title}\n{', '.join(paper.authors)}")
+    click.echo(f"{paper.versioned_id} · {' '.join(paper.categories)} · {paper.url}")
+    click.echo("")
+    click.echo(paper.abstract)
+
+
+@main.command()
+@click.option("--host", help="Web app address (overrides web.host), e.g. 0.0.0.0 in a container.")
+@click.option("--port", type=int, help="Web app port (overrides web.port).")
+@click.pass_obj
+@handle_errors
+def serve(state: State, host: str | None, port: int | None) -> None:
+    """Run the service: scheduler, Slack/Telegram (as configured) and the web app."""
+    from bot.app import serve as run_service
+
+    cfg = state.config
+    if host:
+        cfg.web.host = host
+    if port is not None:
+        cfg.web.port = port
+    click.echo(
+        f"herald serve: web on http://{cfg.web.host}:{cfg.web.port}, "
+        f"slack {'on' if cfg.slack.enabled else 'off'}, "
+        f"telegram {'on' if cfg.telegram.enabled else 'off'}",
+        err=True,
+    )
+    run_service(cfg)
+
+
+@main.command()
+@click.pass_obj
+@handle_errors
+def status(state: State) -> None:
+    """Last fetch, next scheduled runs, pending deliveries and deactivated chats."""
+    from bot.scheduler import stored_next_runs
+
+    store = state.engine.store
+    last = store.last_fetch()
+    ok = store.last_fetch("ok")
+    if last:
+        click.echo(
+            f"last fetch:    {last['finished_at']} UTC — {last['status']}"
+            + (f" (day {last['day']}, {last['items']} listings)" if last["day"] else "")
+            + (f": {last['message']}" if last["status"] == "error" else "")
+        )
+    else:
+        click.echo("last fetch:    never (run `herald fetch`)")
+    if ok and ok is not last:
+        click.echo(f"last good:     {ok['finished_at']} UTC (day {ok['day']})")
+    click.echo(f"papers:        {store.count_papers():,}; latest day {store.latest_day() or '-'}")
+    runs = stored_next_runs(store)
+    if runs:
+        click.echo("next runs:")
+        for name, when in runs:
+            click.echo(f"  {name:<32} {when:%Y-%m-%d %H:%M %Z}" if when else f"  {name:<32} paused")
+    else:
+        click.echo("next runs:     none scheduled yet (start `herald serve`)")
+    subs = store.list_subscriptions(active_only=False)
+    active = [s for s in subs if s.active]
+    click.echo(f"subscriptions: {len(active)} active of {len(subs)}")
+    click.echo(f"pending deliveries: {store.pending_delivery_count()}")
+    for row in store.unfinished_deliveries():
+        sub = store.subscription_by_id(row["subscription_id"])
+        label = sub.label if sub else row["subscription_id"]
+        click.echo(
+            f"  {label} {row['day']}: {row['remaining']} left ({row['ambiguous']} in flight)"
+        )
+    dead = store.deactivated_subscriptions()
+    if dead:
+        click.echo("deactivated chats:")
+        for s in dead:
+            click.echo(f"  {s.label}: {s.deactivated_reason}")
+
+
+@main.command()
+@click.argument("paper_id")
+@click.option("--lang", help="Summary language (default: summaries.language), e.g. en, zh.")
+@click.option("--source", type=click.Choice(["abstract", "fulltext"]), help="What to summarize.")
+@click.option("--fresh", is_flag=True, help="Ignore the cache and ask the LLM again.")
+@click.pass_obj
+@handle_errors
+def summarize(
+    state: State, paper_id: str, lang: str | None, source: str | None, fresh: bool
+) -> None:
+    """Summarize one paper (any id form) with the configured LLM; cached after the first time."""
+    from bot.models import SUMMARY_PRESENT
+    from bot.render import summary_marker
+
+    engine = state.engine
+    with Console(stderr=True).status("Summarizing…"):
+        paper, outcome = engine.summarize(paper_id, language=lang, source=source, fresh=fresh)
+    click.echo(f"{paper.title}\n{paper.versioned_id} · {paper.url}\n")
+    if outcome.status in SUMMARY_PRESENT and outcome.text:
+        click.echo(outcome.text)
+        tag = "from cache" if outcome.status == "cached" else "fresh"
+        click.echo(f"\n({outcome.model}, {tag})", err=True)
+    from bot.models import ScoredPaper
+
+    item = ScoredPaper(paper, 0.0, summary=outcome.text, summary_status=outcome.status)
+    item.summary_note = outcome.note
+    marker = summary_marker(item)
+    if marker:
+        click.echo(f"⚠ {marker}", err=True)
+    if outcome.status not in SUMMARY_PRESENT:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--days", default=7, show_default=True, help="How many days back.")
+@click.pass_obj
+@handle_errors
+def usage(state: State, days: int) -> None:
+    """LLM calls, tokens and cost per day (and the daily budget)."""
+    from rich.table import Table
+
+    engine = state.engine
+    since = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)
+    rows = engine.store.usage_by_day(since)
+    table = Table(title=f"LLM usage since {since}")
+    for col in ("day", "model", "calls", "failed", "tokens in", "tokens out", "cost"):
+        table.add_column(col, justify="right" if col not in ("day", "model") else "left")
+    tot = [0, 0, 0, 0, 0.0]
+    for r in rows:
+        failed = (r["calls"] or 0) - (r["ok_calls"] or 0)
+        table.add_row(
+            r["day"],
+            r["model"],
+            str(r["calls"]),
+            str(failed),
+            f"{r['tokens_in'] or 0:,}",
+            f"{r['tokens_out'] or 0:,}",
+            f"{r['cost'] or 0:.4f}",
+        )
+        for i, v in enumerate((r["calls"], failed, r["tokens_in"], r["tokens_out"], r["cost"])):
+            tot[i] += v or 0
+    table.add_row(
+        "total",
+        "",
+        str(tot[0]),
+        str(tot[1]),
+        f"{tot[2]:,}",
+        f"{tot[3]:,}",
+        f"{tot[4]:.4f}",
+        style="bold",
+    )
+    Console().print(table)
+    budget = state.config.summaries.daily_budget
+    if budget:
+        spent = engine.summarizer.budget.spent()
+        click.echo(
+            f"daily budget: {budget.tokens or '∞'} tokens, {budget.money or '∞'} money"
+            + (f" — spent today ({spent})" if spent else "")
+        )
+
+
+from bot import learning_cli  # noqa: E402,F401

@@ -1,0 +1,513 @@
+"""Chat commands: a plain :class:`Command` in, a :class:`Reply` out.  Adapters send it.
+
+Two error tiers (like errbot): a :class:`UserError` becomes a polite reply that says what was
+wrong and how to fix it; anything else is logged with its traceback and the person gets a
+short generic message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from bot.categories import EXAMPLES, normalize_categories
+from bot.config import check_time, check_timezone
+from bot.errors import CommandError, HeraldError, UserError
+from bot.ids import USAGE as ID_USAGE
+from bot.models import Command, Rating, Reply, ScoredPaper, Subscription, SummaryStatus
+from bot.render import short_authors
+from bot.scoring import check_keyword, normalize, parse_keywords
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+log = logging.getLogger(__name__)
+
+MAX_KEYWORDS = 200
+MAX_ARG_CHARS = 2000
+SLOW = frozenset({"summarize", "digest", "why", "more"})
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+GENERIC_ERROR = "Sorry, something went wrong on my side. It has been logged; please try again."
+
+
+def prefix(platform: str, name: str) -> str:
+    """How a person types a subcommand on this platform."""
+    if platform == "slack" and name != "summarize":
+        return f"/arxiv {name}"
+    return f"/{name}"
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """``'/keywords add "speculative decoding"'`` -> ``('keywords', 'add "speculative decoding"')``.
+
+    Accepts a leading slash or none, and Telegram's ``/cmd@botname`` form.
+    """
+    text = (text or "").strip()
+    if not text:
+        return "", ""
+    head, _, rest = text.partition(" ")
+    name = head.lstrip("/").split("@", 1)[0].lower()
+    return name, rest.strip()
+
+
+def tokenize(rest: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(rest))
+    except ValueError:
+        return tuple(rest.split())
+
+
+def make_command(
+    platform: str,
+    chat: str,
+    user: str,
+    text: str,
+    *,
+    is_admin: bool = False,
+    is_group: bool = False,
+) -> Command:
+    name, rest = split_command(text)
+    return Command(
+        platform=platform,
+        chat=chat,
+        user=user,
+        name=name,
+        args=tokenize(rest),
+        is_admin=is_admin,
+        is_group=is_group,
+        raw=rest,
+    )
+
+
+def help_text(platform: str) -> str:
+    p = lambda n: prefix(platform, n)  # noqa: E731
+    lines = [
+        "arxiv-herald posts each announcement day's relevant new arXiv papers here, ranked "
+        "by your keywords and your 👍/👎.",
+        "",
+        f"{p('subscribe')} cs.LG cs.CL — follow categories (no argument: the defaults)",
+        f"{p('unsubscribe')} — stop the daily digest",
+        f'{p("keywords")} add|remove|list <words or "a phrase">',
+        f"{p('exclude')} add|remove|list <words> — drop papers mentioning these",
+        f"{p('settings')} [time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]",
+        f"{p('digest')} — today's digest now",
+        f"{p('summarize')} <arXiv id or URL> — an LLM summary of any paper",
+        f"{p('why')} <id> — why a paper got its score",
+        f"{p('more')} <id> — more papers like this one",
+        f"{p('mute')} <topic> / {p('unmute')} <topic> — hide a topic for this chat",
+        f"{p('status')} — settings, last fetch, next digest, your feed",
+        f"{p('help')} — this message",
+    ]
+    return "\n".join(lines)
+
+
+class Commands:
+    """Handles commands and ratings for every platform."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        on_change: Callable[[Subscription], None] | None = None,
+        next_run: Callable[[Subscription], dt.datetime | None] | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.on_change = on_change
+        self.next_run = next_run
+        self.base_url = base_url
+
+    # -- entry points ------------------------------------------------------------------------
+    def handle(self, cmd: Command) -> Reply:
+        try:
+            if len(cmd.raw) > MAX_ARG_CHARS:
+                raise CommandError(
+                    f"That is {len(cmd.raw):,} characters; commands take at most "
+                    f"{MAX_ARG_CHARS:,}. Split it into several commands."
+                )
+            fn = getattr(self, f"cmd_{cmd.name.replace('-', '_')}", None)
+            if fn is None or not cmd.name:
+                shown = cmd.name if len(cmd.name) <= 30 else cmd.name[:29] + "…"
+                raise CommandError(
+                    f"I don't know the command '{shown}'.\n\n{help_text(cmd.platform)}"
+                )
+            return fn(cmd)
+        except UserError as exc:
+            return Reply(text=str(exc), ephemeral=True, error=True)
+        except HeraldError as exc:
+            log.warning("command %s failed: %s", cmd.name, exc)
+            return Reply(text=f"Sorry, that did not work: {exc}", ephemeral=True, error=True)
+        except Exception:
+            log.exception("command %r from %s:%s failed", cmd.name, cmd.platform, cmd.chat)
+            return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
+
+    def handle_rating(
+        self, platform: str, chat: str, user: str, paper_id: str, value: int
+    ) -> Reply:
+        """A 👍/👎 press: record it (same again is a no-op, the other flips it)."""
+        try:
+            sub = self._sub(platform, chat)
+            if value not in (1, -1):
+                raise CommandError("A rating is 👍 or 👎.")
+            paper = self.engine.store.get_paper(paper_id)
+            if paper is None:
+                raise CommandError(f"I don't know the paper {paper_id}.")
+            assert sub.id is not None
+            prev, new = self.engine.store.record_rating(Rating(sub.id, user, paper_id, value))
+            self.engine.rating_changed(sub)
+            up, down = self.engine.store.tally(sub.id, paper_id)
+            verb = "👍" if new > 0 else "👎"
+            if prev == new:
+                text = f"You already rated this {verb}."
+            elif prev is None:
+                text = f"Thanks — rated {verb}. Tomorrow's ranking takes it into account."
+            else:
+                text = f"Changed your rating to {verb}."
+            return Reply(
+                text=text,
+                ephemeral=True,
+                data={"up": up, "down": down, "vote": new, "changed": prev != new},
+            )
+        except UserError as exc:
+            return Reply(text=str(exc), ephemeral=True, error=True)
+        except Exception:
+            log.exception("rating from %s:%s failed", platform, chat)
+            return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _sub(self, platform: str, chat: str) -> Subscription:
+        sub = self.engine.store.get_subscription(platform, chat)
+        if sub is None or not sub.active:
+            raise CommandError(
+                "This chat is not subscribed yet. Start with "
+                f"{prefix(platform, 'subscribe')} cs.LG (any arXiv categories)."
+            )
+        return sub
+
+    def _require_admin(self, cmd: Command, what: str) -> None:
+        if cmd.is_group and not cmd.is_admin:
+            raise CommandError(
+                f"Only this chat's admins can {what}. Ask one of them, or use me in a "
+                "private chat for your own digest."
+            )
+
+    def _save(self, sub: Subscription, **fields: object) -> Subscription:
+        assert sub.id is not None
+        new = self.engine.store.update_subscription(sub.id, **fields)
+        if self.on_change:
+            self.on_change(new)
+        return new
+
+    def _usage(self, cmd: Command, text: str) -> CommandError:
+        return CommandError(f"Usage: {prefix(cmd.platform, cmd.name)} {text}")
+
+    def describe(self, sub: Subscription) -> str:
+        kws = ", ".join(sub.keywords[:15]) + (" …" if len(sub.keywords) > 15 else "")
+        lines = [
+            f"Categories: {', '.join(sub.categories)} ({', '.join(sub.announce_types)})",
+            f"Keywords ({len(sub.keywords)}): {kws or '(none: everything ranks equal)'}",
+        ]
+        if sub.excludes:
+            lines.append(f"Excluded: {', '.join(sub.excludes)}")
+        if sub.muted:
+            lines.append(f"Muted topics: {', '.join(sub.muted)}")
+        lines.append(
+            f"Digest at {sub.time} {sub.timezone} · up to {sub.max_papers} papers · "
+            f"min score {sub.min_score:g} · summaries in "
+            f"{sub.language or self.engine.config.summaries.language}"
+        )
+        return "\n".join(lines)
+
+    def feed_url(self, sub: Subscription) -> str:
+        web = self.engine.config.web
+        base = self.base_url or web.public_url or f"http://{web.host}:{web.port}"
+        return f"{base.rstrip('/')}/feeds/s/{sub.feed_token}.xml"
+
+    # -- commands ----------------------------------------------------------------------------
+    def cmd_help(self, cmd: Command) -> Reply:
+        return Reply(text=help_text(cmd.platform), ephemeral=True)
+
+    def cmd_start(self, cmd: Command) -> Reply:
+        sub = self.engine.store.get_subscription(cmd.platform, cmd.chat)
+        intro = (
+            "Hi! I bring each arXiv announcement day's relevant new papers to this chat, "
+            "ranked by your keywords and your 👍/👎, with short LLM summaries.\n\n"
+        )
+        if sub is None or not sub.active:
+            intro += (
+                f"To begin: {prefix(cmd.platform, 'subscribe')} cs.LG cs.CL (any arXiv "
+                f"categories, e.g. {EXAMPLES}), then "
+                f'{prefix(cmd.platform, "keywords")} add "speculative decoding".\n\n'
+            )
+        else:
+            intro += "You are subscribed:\n" + self.describe(sub) + "\n\n"
+        return Reply(text=intro + help_text(cmd.platform))
+
+    def cmd_subscribe(self, cmd: Command) -> Reply:
+        self._require_admin(cmd, "subscribe this chat")
+        cfg = self.engine.config
+        cats = normalize_categories(list(cmd.args)) if cmd.args else tuple(cfg.arxiv.categories)
+        if len(cats) > 20:
+            raise CommandError("Follow at most 20 categories per chat.")
+        store = self.engine.store
+        old = store.get_subscription(cmd.platform, cmd.chat)
+        if old is not None:
+            sub = self._save(old, categories=cats, active=True, deactivated_reason=None)
+            verb = "Updated" if old.active else "Welcome back! Resumed"
+            return Reply(text=f"{verb} this chat's subscription.\n{self.describe(sub)}")
+        base = cfg.default_subscription()
+        sub = store.upsert_subscription(
+            replace(
+                base,
+                id=None,
+                platform=cmd.platform,
+                chat=cmd.chat,
+                name="",
+                categories=cats,
+                feed_token="",
+                muted=(),
+            )
+        )
+        if self.on_change:
+            self.on_change(sub)
+        kw = (
+            f"Starting with the default keywords ({len(sub.keywords)}); change them with "
+            f"{prefix(cmd.platform, 'keywords')} add|remove."
+        )
+        return Reply(
+            text=f"Subscribed to {', '.join(cats)}.\n{self.describe(sub)}\n{kw}\n"
+            f"Your first digest arrives at {sub.time} {sub.timezone} on the next announcement "
+            f"day; {prefix(cmd.platform, 'digest')} shows today's now."
+        )
+
+    def cmd_unsubscribe(self, cmd: Command) -> Reply:
+        self._require_admin(cmd, "unsubscribe this chat")
+        sub = self._sub(cmd.platform, cmd.chat)
+        self._save(sub, active=False, deactivated_reason="unsubscribed")
+        return Reply(
+            text="Unsubscribed: no more daily digests here. Your settings and ratings are "
+            f"kept; {prefix(cmd.platform, 'subscribe')} resumes."
+        )
+
+    def _word_list(self, cmd: Command, field: str, label: str) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        current: tuple[str, ...] = getattr(sub, field)
+        action, _, rest = cmd.raw.strip().partition(" ")
+        action = action.lower()
+        usage = 'add|remove|list <words or "a phrase">'
+        if action in ("", "list", "show"):
+            shown = "\n".join(f"• {k}" for k in current) or "(none)"
+            return Reply(text=f"{label} ({len(current)}):\n{shown}", ephemeral=True)
+        if action not in ("add", "remove", "rm", "del", "delete", "clear"):
+            raise self._usage(cmd, usage)
+        self._require_admin(cmd, f"change the {label.lower()}")
+        if action == "clear":
+            self._save(sub, **{field: ()})
+            return Reply(text=f"Cleared all {label.lower()}.")
+        words = [check_keyword(w) for w in parse_keywords(rest)]
+        if not words:
+            raise self._usage(cmd, usage)
+        norm = {normalize(k): k for k in current}
+        if action == "add":
+            added = [w for w in words if normalize(w) not in norm]
+            new = current + tuple(dict.fromkeys(added))
+            if len(new) > MAX_KEYWORDS:
+                raise CommandError(f"At most {MAX_KEYWORDS} {label.lower()} per chat.")
+            self._save(sub, **{field: new})
+            dup = [w for w in words if w not in added]
+            text = f"Added: {', '.join(added)}." if added else "Nothing new to add."
+            if dup:
+                text += f" Already there: {', '.join(dup)}."
+            return Reply(text=text + f" Now {len(new)} {label.lower()}.")
+        gone = {normalize(w) for w in words}
+        kept = tuple(k for k in current if normalize(k) not in gone)
+        missing = [w for w in words if normalize(w) not in norm]
+        self._save(sub, **{field: kept})
+        text = f"Removed {len(current) - len(kept)}."
+        if missing:
+            text += f" Not in the list: {', '.join(missing)}."
+        return Reply(text=text + f" Now {len(kept)} {label.lower()}.")
+
+    def cmd_keywords(self, cmd: Command) -> Reply:
+        return self._word_list(cmd, "keywords", "Keywords")
+
+    def cmd_exclude(self, cmd: Command) -> Reply:
+        return self._word_list(cmd, "excludes", "Excluded keywords")
+
+    cmd_excludes = cmd_exclude
+    cmd_keyword = cmd_keywords
+
+    def cmd_settings(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        args = list(cmd.args)
+        usage = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
+        if not args:
+            return Reply(text=self.describe(sub), ephemeral=True)
+        self._require_admin(cmd, "change settings")
+        if len(args) % 2:
+            raise self._usage(cmd, usage + f"\n'{args[-1]}' needs a value.")
+        changes: dict[str, object] = {}
+        types = list(sub.announce_types)
+        for key, value in zip(args[::2], args[1::2], strict=True):
+            key = key.lower()
+            try:
+                if key == "time":
+                    changes["time"] = check_time(value)
+                elif key in ("tz", "timezone"):
+                    changes["timezone"] = check_timezone(value)
+                elif key == "max":
+                    n = int(value)
+                    if not 1 <= n <= 100:
+                        raise ValueError("max must be between 1 and 100")
+                    changes["max_papers"] = n
+                elif key == "min":
+                    changes["min_score"] = float(value)
+                elif key in ("lang", "language"):
+                    if not _LANG.match(value):
+                        raise ValueError(f"'{value}' is not a language code; use e.g. en, zh, de")
+                    changes["language"] = value.lower()
+                elif key == "cross":
+                    if value.lower() not in ("on", "off"):
+                        raise ValueError("cross takes on or off")
+                    on = value.lower() == "on"
+                    types = [t for t in types if t != "cross"] + (["cross"] if on else [])
+                    changes["announce_types"] = tuple(types)
+                else:
+                    raise CommandError(
+                        f"Unknown setting '{key[:30]}'. Usage: "
+                        f"{prefix(cmd.platform, 'settings')} {usage}"
+                    )
+            except ValueError as exc:
+                msg = str(exc)
+                if msg.startswith("invalid literal") or "could not convert" in msg:
+                    msg = f"'{value}' is not a number"
+                raise CommandError(f"{key}: {msg}.") from None
+        sub = self._save(sub, **changes)
+        return Reply(text="Saved.\n" + self.describe(sub))
+
+    def cmd_status(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        store = self.engine.store
+        last = store.last_fetch()
+        lines = [self.describe(sub)]
+        if last:
+            lines.append(
+                f"Last fetch: {last['finished_at']} UTC ({last['status']}"
+                + (f", day {last['day']}" if last["day"] else "")
+                + ")"
+            )
+        else:
+            lines.append("Last fetch: never")
+        nxt = self.next_run(sub) if self.next_run else None
+        if nxt:
+            lines.append(f"Next digest: {nxt:%a %d %b %H:%M %Z}")
+        assert sub.id is not None
+        rated = len(store.ratings(sub.id))
+        lines.append(f"Ratings so far: {rated}")
+        lines.append(f"Your private feed: {self.feed_url(sub)}")
+        return Reply(text="\n".join(lines), ephemeral=True)
+
+    def cmd_digest(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        engine = self.engine
+        if engine.latest_day() is None:
+            engine.fetch()
+        day = engine.latest_day()
+        if day is None:
+            raise CommandError("arXiv has not been fetched yet and could not be reached now.")
+        digest = engine.digests([sub], day)[0]
+        if not digest.items:
+            return Reply(
+                text=f"No new papers matched on {day:%a %d %b} "
+                f"({digest.total_candidates} candidates). Try adding keywords."
+            )
+        engine.summarize_digests([digest])
+        return Reply(text=f"Today's digest: {len(digest.items)} papers.", digest=digest)
+
+    def cmd_summarize(self, cmd: Command) -> Reply:
+        if not cmd.args:
+            raise self._usage(cmd, f"<arXiv id or URL>\n{ID_USAGE}")
+        if len(cmd.args) > 1:
+            raise CommandError(f"One paper at a time, please. {ID_USAGE}")
+        sub = self.engine.store.get_subscription(cmd.platform, cmd.chat)
+        paper, outcome = self.engine.summarize(cmd.args[0], sub=sub)
+        if outcome.status == SummaryStatus.DISABLED:
+            abstract = " ".join(paper.abstract.split())
+            return Reply(
+                text=f"{paper.title} ({paper.versioned_id})\n{paper.url}\n\nSummaries are turned "
+                f"off for this bot (summaries.enabled in its config). The abstract:\n{abstract}"
+            )
+        item = ScoredPaper(paper=paper, score=0.0, category=paper.primary_category)
+        if sub is not None:
+            item = self.engine.explain(sub, paper)
+        item.summary, item.summary_status = outcome.text, outcome.status
+        item.summary_note, item.summary_model = outcome.note, outcome.model
+        text = f"{paper.title} ({paper.versioned_id})\n{short_authors(paper.authors)}\n{paper.url}"
+        if outcome.text:
+            text += "\n\n" + outcome.text
+        return Reply(text=text, item=item)
+
+    cmd_summary = cmd_summarize
+
+    def cmd_why(self, cmd: Command) -> Reply:
+        if len(cmd.args) != 1:
+            raise self._usage(cmd, "<arXiv id>")
+        sub = self._sub(cmd.platform, cmd.chat)
+        paper = self.engine.lookup(cmd.args[0])
+        item = self.engine.explain(sub, paper, user=cmd.user)
+        lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}"]
+        lines += [f"• {r.text}" for r in item.reasons] or ["• no keyword matched"]
+        if item.score < sub.min_score:
+            lines.append(f"(below this chat's min score {sub.min_score:g}, so not shown)")
+        return Reply(text="\n".join(lines), ephemeral=True, item=item)
+
+    def cmd_more(self, cmd: Command) -> Reply:
+        if len(cmd.args) != 1:
+            raise self._usage(cmd, "<arXiv id>")
+        sub = self._sub(cmd.platform, cmd.chat)
+        paper = self.engine.lookup(cmd.args[0])
+        terms = self.engine.more_like_this(sub, cmd.user, paper)
+        about = f" (about {', '.join(terms)})" if terms else ""
+        return Reply(
+            text=f"Noted: more papers like “{paper.title}”{about} from the next digest on.",
+            ephemeral=True,
+        )
+
+    def cmd_mute(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        topics = [check_keyword(w) for w in parse_keywords(cmd.raw)]
+        if not topics:
+            shown = ", ".join(sub.muted) or "(none)"
+            return Reply(text=f"Muted topics: {shown}", ephemeral=True)
+        self._require_admin(cmd, "mute topics")
+        have = {normalize(m) for m in sub.muted}
+        new = sub.muted + tuple(t for t in topics if normalize(t) not in have)
+        self._save(sub, muted=new)
+        return Reply(
+            text=f"Muted: {', '.join(topics)}. Papers about it stay out of this chat's digest "
+            f"until {prefix(cmd.platform, 'unmute')}."
+        )
+
+    def cmd_unmute(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        topics = [check_keyword(w) for w in parse_keywords(cmd.raw)]
+        if not topics:
+            raise self._usage(cmd, "<topic>  (or 'all')")
+        self._require_admin(cmd, "unmute topics")
+        if [normalize(t) for t in topics] == ["all"]:
+            self._save(sub, muted=())
+            return Reply(text="Unmuted every topic.")
+        gone = {normalize(t) for t in topics}
+        kept = tuple(m for m in sub.muted if normalize(m) not in gone)
+        if len(kept) == len(sub.muted):
+            raise CommandError(
+                f"'{', '.join(topics)}' is not muted. Muted: {', '.join(sub.muted) or '(none)'}"
+            )
+        self._save(sub, muted=kept)
+        return Reply(text=f"Unmuted: {', '.join(topics)}.")

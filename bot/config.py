@@ -1,0 +1,381 @@
+"""Configuration: one typed loader, validated at load, errors that name the key and the fix.
+
+Secrets never live in the file: a section names the *environment variable* that holds each
+token (``slack.bot_token_env: SLACK_BOT_TOKEN``), and :func:`secret` reads it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import zoneinfo
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.categories import UnknownCategory, normalize_categories
+from bot.errors import ConfigError
+from bot.models import Subscription
+
+ENV_CONFIG = "HERALD_CONFIG"
+_TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"unknown timezone '{value}'; use an IANA name such as UTC, Europe/Berlin or "
+            "America/New_York"
+        ) from exc
+    return value
+
+
+def check_time(value: str) -> str:
+    """Validate ``HH:MM`` and return it zero-padded."""
+    m = _TIME_RE.match(str(value).strip())
+    if not m:
+        raise ValueError(f"'{value}' is not a time of day; write it as HH:MM, e.g. 09:00")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def _check_cron(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f"'{value}' is not a valid crontab expression ({exc}); use five fields "
+            "'minute hour day month day_of_week', e.g. '0 5 * * mon-fri'"
+        ) from exc
+    return value
+
+
+class ArxivSection(_Section):
+    categories: list[str] = Field(default_factory=lambda: ["cs.LG"], min_length=1)
+    announce_types: list[Literal["new", "cross", "replace", "replace-cross"]] = Field(
+        default_factory=lambda: ["new"], min_length=1
+    )
+    rss_url: str = "https://rss.arxiv.org/rss/{categories}"
+    api_url: str = "https://export.arxiv.org/api/query"
+    pdf_url: str = "https://arxiv.org/pdf/{id}"
+    days_back: Annotated[int, Field(ge=0, le=30)] = 0
+    request_interval_s: Annotated[float, Field(ge=0)] = 3.0
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @field_validator("categories")
+    @classmethod
+    def _cats(cls, value: list[str]) -> list[str]:
+        try:
+            return list(normalize_categories(value))
+        except UnknownCategory as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("rss_url")
+    @classmethod
+    def _rss(cls, value: str) -> str:
+        if "{categories}" not in value:
+            raise ValueError("must contain the placeholder {categories}")
+        return value
+
+    @field_validator("pdf_url")
+    @classmethod
+    def _pdf(cls, value: str) -> str:
+        if "{id}" not in value:
+            raise ValueError("must contain the placeholder {id}")
+        return value
+
+
+class ScoringSection(_Section):
+    keywords: list[str] = Field(default_factory=list)
+    exclude_keywords: list[str] = Field(default_factory=list)
+    min_score: float = 1.0
+    max_papers: Annotated[int, Field(ge=1, le=500)] = 30
+    title_weight: Annotated[float, Field(ge=0)] = 0.5
+    mode: Literal["words", "seed"] = "words"
+
+    @field_validator("keywords", "exclude_keywords")
+    @classmethod
+    def _kw(cls, value: list[str]) -> list[str]:
+        out = []
+        for kw in value:
+            kw = " ".join(str(kw).split())
+            if not kw:
+                raise ValueError("keywords must not be empty strings")
+            if len(kw) > 100:
+                raise ValueError(f"keyword '{kw[:40]}…' is longer than 100 characters")
+            out.append(kw)
+        return out
+
+
+class OutputsSection(_Section):
+    console: bool = True
+    markdown: str | None = "digest.md"
+    feed: str | None = "feed.xml"
+    atom: str | None = None
+    json_: str | None = Field(default=None, alias="json")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PricesSection(_Section):
+    input: Annotated[float, Field(ge=0)] = 0.0
+    output: Annotated[float, Field(ge=0)] = 0.0
+
+
+class BudgetSection(_Section):
+    tokens: Annotated[int, Field(ge=0)] | None = None
+    money: Annotated[float, Field(ge=0)] | None = None
+
+
+class SummariesSection(_Section):
+    enabled: bool = True
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-4o-mini"
+    prompt_file: str | None = None
+    language: str = "en"
+    source: Literal["abstract", "fulltext"] = "abstract"
+    top_n: Annotated[int, Field(ge=0, le=500)] = 15
+    max_workers: Annotated[int, Field(ge=1, le=64)] = 4
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    max_input_tokens: Annotated[int, Field(ge=200)] = 12000
+    max_output_tokens: Annotated[int, Field(ge=50)] = 1200
+    prices: PricesSection | None = None
+    daily_budget: BudgetSection | None = None
+
+
+class SlackSection(_Section):
+    enabled: bool = False
+    mode: Literal["socket", "http"] = "socket"
+    bot_token_env: str = "SLACK_BOT_TOKEN"
+    app_token_env: str = "SLACK_APP_TOKEN"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    api_base_url: str = "https://slack.com/api/"
+    admins: list[str] = Field(default_factory=list)
+    post_interval_s: Annotated[float, Field(ge=0)] = 1.0
+
+
+class TelegramSection(_Section):
+    enabled: bool = False
+    mode: Literal["polling", "webhook"] = "polling"
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    api_base_url: str = "https://api.telegram.org/bot"
+    webhook_url: str | None = None
+    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
+    admins: list[str] = Field(default_factory=list)
+    per_chat_interval_s: Annotated[float, Field(ge=0)] = 1.0
+    global_rate: Annotated[float, Field(gt=0)] = 28.0
+
+    @model_validator(mode="after")
+    def _webhook(self) -> TelegramSection:
+        if self.enabled and self.mode == "webhook" and not self.webhook_url:
+            raise ValueError(
+                "telegram.mode is 'webhook' but telegram.webhook_url is not set; give the "
+                "public https URL that reaches web.host:web.port/telegram/webhook"
+            )
+        return self
+
+
+class ScheduleSection(_Section):
+    fetch: str = "0 5 * * mon-fri"
+    default_time: str = "09:00"
+    default_timezone: str = "UTC"
+    misfire_grace_s: Annotated[int, Field(ge=1)] = 6 * 3600
+    no_papers_note: bool = False
+
+    _fetch = field_validator("fetch")(_check_cron)
+    _time = field_validator("default_time")(check_time)
+    _tz = field_validator("default_timezone")(_check_timezone)
+
+
+class WebSection(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    public_url: str | None = None
+
+
+class LearningSection(_Section):
+    enabled: bool = True
+    weight: Annotated[float, Field(ge=0)] = 2.0
+    exploration: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    user_share: Annotated[float, Field(ge=0, le=1)] = 0.3
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    database: str = "herald.db"
+    arxiv: ArxivSection = Field(default_factory=ArxivSection)
+    scoring: ScoringSection = Field(default_factory=ScoringSection)
+    outputs: OutputsSection = Field(default_factory=OutputsSection)
+    summaries: SummariesSection = Field(default_factory=SummariesSection)
+    slack: SlackSection = Field(default_factory=SlackSection)
+    telegram: TelegramSection = Field(default_factory=TelegramSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    web: WebSection = Field(default_factory=WebSection)
+    learning: LearningSection = Field(default_factory=LearningSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+    #: Where relative paths are resolved from (the config file's folder, or the CWD).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source: str = Field(default="<embedded default>", exclude=True)
+
+    def path(self, value: str) -> Path:
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_path(self) -> Path:
+        return self.path(self.database)
+
+    def default_subscription(self) -> Subscription:
+        """The subscription the config file itself describes (``herald run`` delivers it)."""
+        s = self.scoring
+        return Subscription(
+            id=None,
+            platform="default",
+            chat="default",
+            name="default",
+            categories=tuple(self.arxiv.categories),
+            keywords=tuple(s.keywords),
+            excludes=tuple(s.exclude_keywords),
+            announce_types=tuple(self.arxiv.announce_types),
+            min_score=s.min_score,
+            max_papers=s.max_papers,
+            title_weight=s.title_weight,
+            mode=s.mode,
+            time=self.schedule.default_time,
+            timezone=self.schedule.default_timezone,
+            language=None,
+        )
+
+
+_HINTS = {
+    "extra_forbidden": "remove it or check its spelling (see config.yaml for every key)",
+    "missing": "add it",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+    "int_parsing": "use a whole number",
+    "int_type": "use a whole number",
+    "float_parsing": "use a number",
+    "float_type": "use a number",
+    "string_type": "use a text value (quote it if YAML reads it as something else)",
+    "list_type": "use a YAML list, e.g. [cs.LG, cs.CL]",
+    "literal_error": "",
+    "too_short": "give at least one value",
+}
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
+    idx = [p for p in err["loc"] if isinstance(p, int)]
+    if idx:
+        loc += f"[{idx[0]}]"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    hint = _HINTS.get(err["type"], "")
+    got = err.get("input")
+    shown = ""
+    if err["type"] not in ("extra_forbidden", "missing", "value_error") and not isinstance(
+        got, dict
+    ):
+        shown = f" (got {got!r})"
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        return f"{loc}: unknown key; {hint}"
+    return f"{loc}: {msg}{shown}" + (f"; {hint}" if hint else "")
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        sub = getattr(field, "annotation", None) if field else None
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            model = sub
+        else:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items() if not f.exclude]
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate a mapping into a Config; raise ConfigError naming every bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (got {data!r:.60})")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+    cfg.base_dir = base_dir or Path.cwd()
+    cfg.source = source
+    return cfg
+
+
+def default_config_text() -> str:
+    """The commented default configuration shipped inside the package."""
+    return resources.files("bot").joinpath("default_config.yaml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load ``path``, else $HERALD_CONFIG, else ./config.yaml, else the embedded default."""
+    explicit = path or os.environ.get(ENV_CONFIG)
+    if explicit:
+        p = Path(explicit)
+        if not p.exists():
+            raise ConfigError(
+                f"config file {p} does not exist; create one with `herald init {p}` or "
+                "point --config / HERALD_CONFIG at an existing file"
+            )
+    else:
+        p = Path("config.yaml")
+        if not p.exists():
+            return parse_config(yaml.safe_load(default_config_text()), "<embedded default>")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{p}: not valid YAML{where}: {problem}; check indentation and quoting"
+        ) from None
+    return parse_config(data, str(p), p.resolve().parent)
+
+
+def secret(env_name: str) -> str | None:
+    """Read a secret from the environment (never from the config file)."""
+    value = os.environ.get(env_name, "").strip()
+    return value or None
+
+
+def check_timezone(value: str) -> str:
+    return _check_timezone(value)

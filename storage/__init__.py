@@ -1,0 +1,5 @@
+"""Storage: the only package that touches SQLite."""
+
+from storage.db import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,142 @@
+"""The real arXiv corpus the fakes serve: 20,000 papers plus a few recorded raw responses.
+
+Data lives outside the repository (see ``README.md`` and ``raw/SOURCES.md`` in the data
+directory).  It is found through the ``HERALD_DATA_DIR`` environment variable, else next to the
+checkout (``<checkout>/../shared/data/arxiv``, i.e. ``/work/shared/data/arxiv``).
+
+Everything returned here is shared and cached: treat the dicts as read-only (copy before
+changing one).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import gzip
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+DATA_ENV = "HERALD_DATA_DIR"
+_DEFAULT_DIRS = (
+    # /work/main/tests/fakes/corpus.py -> parents[2] is the checkout, its parent is /work.
+    Path(__file__).resolve().parents[2].parent / "shared/data/arxiv",
+    Path("/work/shared/data/arxiv"),
+)
+PAPERS_FILE = "papers.jsonl.gz"
+#: The real all-archives rss.arxiv.org feed the 2024-11-28 papers were taken from.
+RSS_2024_11_28 = "rss2_multi-archive_2024-11-28.xml"
+
+
+class CorpusMissing(RuntimeError):
+    """The arXiv data directory (or a file in it) is not where we looked."""
+
+
+def data_dir() -> Path:
+    """The arXiv data directory; raises ``CorpusMissing`` with the places tried."""
+    env = os.environ.get(DATA_ENV)
+    candidates = [Path(env)] if env else list(_DEFAULT_DIRS)
+    for cand in candidates:
+        if (cand / PAPERS_FILE).is_file():
+            return cand
+    tried = ", ".join(str(c) for c in candidates)
+    raise CorpusMissing(
+        f"arXiv test corpus not found (looked for {PAPERS_FILE} in: {tried}). "
+        f"Set {DATA_ENV} to the directory holding papers.jsonl.gz and raw/."
+    )
+
+
+def raw_path(name: str) -> Path:
+    """Path of a recorded response in ``raw/`` (e.g. ``rss2_empty_test-archive_2024-11-28.xml``)."""
+    path = data_dir() / "raw" / name
+    if not path.is_file():
+        raise CorpusMissing(f"raw arXiv response {name!r} not found at {path}")
+    return path
+
+
+def raw_text(name: str) -> str:
+    return raw_path(name).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def load_papers() -> list[dict]:
+    """All 20,000 papers, in file order (cached; do not mutate)."""
+    path = data_dir() / PAPERS_FILE
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@functools.lru_cache(maxsize=1)
+def papers_by_id() -> dict[str, dict]:
+    """Papers keyed by unversioned id (``2411.17700``, ``hep-th/9901001``)."""
+    return {p["base_id"]: p for p in load_papers()}
+
+
+@functools.lru_cache(maxsize=1)
+def _by_day() -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for p in load_papers():
+        if p.get("announced"):
+            out.setdefault(p["announced"], []).append(p)
+    return out
+
+
+def papers_on(day: str) -> list[dict]:
+    """Papers whose ``announced`` date is ``day`` ('YYYY-MM-DD'), in file order."""
+    return list(_by_day().get(day, ()))
+
+
+def is_weekday(day: str) -> bool:
+    return _dt.date.fromisoformat(day).weekday() < 5
+
+
+def announced_days(
+    min_papers: int = 1,
+    *,
+    categories: Iterable[str] | None = None,
+    weekdays_only: bool = False,
+) -> list[tuple[str, int]]:
+    """``(day, count)`` for every announcement day with at least ``min_papers`` papers.
+
+    ``categories``: count only papers listed (anywhere) in one of these categories.
+    ``weekdays_only``: drop Saturdays/Sundays.  Some listing scrapes date papers by their UTC
+    crawl day, so the corpus has ~1,000 papers "announced" on weekends although arXiv itself
+    never announces then (the fake serves an empty feed on those days by default).
+    """
+    wanted = set(categories) if categories is not None else None
+    counts: Counter[str] = Counter()
+    for day, papers in _by_day().items():
+        if weekdays_only and not is_weekday(day):
+            continue
+        if wanted is None:
+            counts[day] = len(papers)
+        else:
+            counts[day] = sum(1 for p in papers if wanted.intersection(p["categories"]))
+    return sorted((d, n) for d, n in counts.items() if n >= min_papers)
+
+
+@functools.lru_cache(maxsize=1)
+def rss_item_extras() -> dict[str, dict]:
+    """Per-item fields of the real 2024-11-28 feed that ``papers.jsonl`` does not carry.
+
+    Keyed by base id: ``rights`` (the paper's licence), ``doi``, ``journal_ref`` and
+    ``creator`` (the exact ``<dc:creator>`` string).  Lets the fake reproduce that day's feed
+    byte for byte.
+    """
+    from lxml import etree
+
+    ns = {"arxiv": "http://arxiv.org/schemas/atom", "dc": "http://purl.org/dc/elements/1.1/"}
+    root = etree.parse(str(raw_path(RSS_2024_11_28))).getroot()
+    out: dict[str, dict] = {}
+    for item in root.iterfind("channel/item"):
+        guid = item.findtext("guid") or ""
+        base = guid.split(":", 2)[-1].rsplit("v", 1)[0]
+        out[base] = {
+            "rights": item.findtext("dc:rights", namespaces=ns),
+            "doi": item.findtext("arxiv:DOI", namespaces=ns),
+            "journal_ref": item.findtext("arxiv:journal_reference", namespaces=ns),
+            "creator": item.findtext("dc:creator", namespaces=ns),
+        }
+    return out

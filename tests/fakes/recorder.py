@@ -1,0 +1,104 @@
+"""A recording chat adapter (after errbot's test backend): what was sent, in order, with
+failures and crashes injectable, so ledger and scheduler tests read like a chat transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.delivery import Sent
+from bot.errors import DeliveryError
+from bot.models import Digest, ScoredPaper, Subscription
+
+
+@dataclass
+class Post:
+    chat: str
+    kind: str  # header | item | note
+    text: str
+    paper: str = ""
+    day: str = ""
+    thread: str | None = None
+    message_id: str = ""
+
+
+class Crash(BaseException):
+    """Simulates the process dying at a chosen point (BaseException: nothing catches it)."""
+
+
+@dataclass
+class RecordingAdapter:
+    platform: str = "test"
+    posts: list[Post] = field(default_factory=list)
+    connected: bool = True
+    fail_at: dict[int, DeliveryError] = field(default_factory=dict)  # send number -> error
+    crash_before: int | None = None  # die before the platform accepts send number N
+    crash_after: int | None = None  # die after the platform accepted send number N
+    can_find: bool = True  # whether find_sent can see posted messages (Slack yes, Telegram no)
+    delay: float = 0.0
+    sends: int = 0
+    service: Any = None
+
+    async def connect(self) -> None: ...
+
+    async def listen(self) -> None: ...
+
+    async def disconnect(self) -> None:
+        self.connected = False
+
+    def web_routes(self) -> list[Any]:
+        return []
+
+    async def _send(self, post: Post) -> Sent:
+        self.sends += 1
+        n = self.sends
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.crash_before == n:
+            raise Crash(f"crash before send {n}")
+        if n in self.fail_at:
+            raise self.fail_at.pop(n)
+        post.message_id = f"m{len(self.posts) + 1}"
+        self.posts.append(post)
+        if self.crash_after == n:
+            raise Crash(f"crash after send {n}")
+        return Sent(post.message_id, post.thread or post.message_id)
+
+    async def send_header(self, digest: Digest) -> Sent:
+        sub = digest.subscription
+        return await self._send(
+            Post(sub.chat, "header", f"{len(digest.items)} papers", "", digest.day.isoformat())
+        )
+
+    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent:
+        sub = digest.subscription
+        return await self._send(
+            Post(
+                sub.chat,
+                "item",
+                item.paper.title,
+                item.paper.id,
+                digest.day.isoformat(),
+                thread.thread_id,
+            )
+        )
+
+    async def find_sent(
+        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+    ) -> Sent | None:
+        if not self.can_find:
+            return None
+        for p in self.posts:
+            if p.chat == sub.chat and p.day == day.isoformat() and p.paper == paper_id:
+                return Sent(p.message_id, p.thread or p.message_id)
+        return None
+
+    async def send_note(self, sub: Subscription, text: str) -> None:
+        await self._send(Post(sub.chat, "note", text))
+
+    def items(self, chat: str | None = None) -> list[str]:
+        return [
+            p.paper for p in self.posts if p.kind == "item" and (chat is None or p.chat == chat)
+        ]

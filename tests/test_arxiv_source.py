@@ -1,0 +1,238 @@
+"""arXiv in: the real feed parser and the real `arxiv` client against the fake on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.arxiv_source import ArxivSource, parse_feed, submission_window
+from bot.config import Config
+from bot.engine import Engine
+from bot.errors import SourceError
+from bot.politeness import ARXIV_THROTTLE, PoliteSession, Throttle
+from tests.conftest import DAY
+from tests.fakes import corpus
+from tests.fakes.arxiv import FakeArxiv
+
+
+def test_fetch_stores_papers_and_announcements(engine: Engine) -> None:
+    store = engine.store
+    day = dt.date.fromisoformat(DAY)
+    rows = store.announced_on(day, ["cs.LG", "cs.CL"])
+    assert len(rows) > 150
+    # Every stored paper is the real one from the corpus.
+    by_id = corpus.papers_by_id()
+    for p, listings in rows[:50]:
+        real = by_id[p.id]
+        assert p.title == " ".join(real["title"].split())
+        assert list(p.categories)[0] == real["categories"][0]
+        assert all(t in ("new", "cross") for _, t in listings)
+    assert store.last_fetch()["status"] == "ok"
+
+
+def test_refetch_writes_no_duplicates(engine: Engine) -> None:
+    papers, anns = engine.store.count_papers(), engine.store.announcement_count()
+    report = engine.fetch()
+    assert report.status == "ok"
+    assert (report.new_papers, report.updated_papers, report.announcements) == (0, 0, 0)
+    assert (engine.store.count_papers(), engine.store.announcement_count()) == (papers, anns)
+
+
+def test_v2_updates_the_paper_not_a_new_one(engine: Engine, fake_arxiv: FakeArxiv) -> None:
+    day = dt.date.fromisoformat(DAY)
+    pid = next(p.id for p, _ in engine.store.announced_on(day, ["cs.LG"]) if p.primary_category == "cs.LG")
+    real = dict(corpus.papers_by_id()[pid])
+    real.update(id=f"{pid}v2", version="v2", title=real["title"] + " (revised)")
+    fake_arxiv.add_item("2026-01-23", real, announce_type="replace")
+    fake_arxiv.day = "2026-01-23"
+    before = engine.store.count_papers()
+    report = engine.fetch()
+    assert report.status == "ok"
+    stored = engine.store.get_paper(pid)
+    assert stored is not None and stored.version == 2 and stored.title.endswith("(revised)")
+    assert engine.store.count_papers() == before + report.new_papers
+    rows = engine.store.announced_on(dt.date(2026, 1, 23), [stored.primary_category])
+    listing = dict(next(ls for p, ls in rows if p.id == pid))
+    assert listing[stored.primary_category] == "replace"
+    # A replacement is never delivered as new under the default policy.
+    digest = engine.digest(dt.date(2026, 1, 23))
+    assert pid not in {i.paper.id for i in digest.items}
+
+
+def test_announce_types_are_per_category(engine: Engine) -> None:
+    day = dt.date.fromisoformat(DAY)
+    rows = engine.store.announced_on(day, ["cs.AI", "cs.LG"])
+    mixed = [(p, dict(ls)) for p, ls in rows if len(ls) > 1]
+    assert mixed
+    for p, ls in mixed:
+        for cat, atype in ls.items():
+            assert atype == ("new" if cat == p.primary_category else "cross")
+
+
+def _bare_engine(make_config: Callable[..., Config]) -> Engine:
+    return Engine(make_config(**{"learning.enabled": False}))
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "says"),
+    [
+        ("empty", "empty", "weekend or holiday"),
+        ("error", "error", "refused the feed"),
+        ("malformed", "error", "not valid XML"),
+        ("http500", "error", "HTTP 500"),
+    ],
+)
+def test_bad_feeds_end_in_a_clear_log_line(
+    make_config: Callable[..., Config],
+    fake_arxiv: FakeArxiv,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    status: str,
+    says: str,
+) -> None:
+    fake_arxiv.rss_mode = mode
+    eng = _bare_engine(make_config)
+    with caplog.at_level(logging.INFO):
+        report = eng.fetch()
+    assert report.status == status
+    assert says in report.summary()
+    assert eng.store.last_fetch()["status"] == status
+    assert any(says.split()[0] in r.getMessage() for r in caplog.records)
+
+
+def test_weekend_feed_is_empty(make_config: Callable[..., Config], fake_arxiv: FakeArxiv) -> None:
+    fake_arxiv.day = "2026-01-24"  # a Saturday
+    report = _bare_engine(make_config).fetch()
+    assert report.status == "empty"
+
+
+def test_unknown_category_feed_uses_arxivs_error_text(fake_arxiv: FakeArxiv) -> None:
+    import requests
+
+    body = requests.get(fake_arxiv.url + "/rss/astroph", timeout=5).content
+    with pytest.raises(SourceError, match="Bad archive 'astroph'"):
+        parse_feed(body, "x")
+
+
+def test_real_recorded_feeds_parse() -> None:
+    big = parse_feed(corpus.raw_path("rss2_multi-archive_2024-11-28.xml").read_bytes())
+    assert big.day == dt.date(2024, 11, 28)
+    assert len(big.items) == 1504
+    kinds = {it.announce_type for it in big.items}
+    assert kinds == {"new", "cross", "replace"}
+    first = big.items[0].paper
+    assert first.id == "2411.17700" and first.version == 1 and first.categories == ("cs.CY",)
+    assert first.abstract.startswith("This study investigates")
+    empty = parse_feed(corpus.raw_path("rss2_empty_test-archive_2024-11-28.xml").read_bytes())
+    assert empty.items == [] and empty.day == dt.date(2024, 11, 28)
+
+
+def test_hung_socket_times_out(make_config: Callable[..., Config], fake_arxiv: FakeArxiv) -> None:
+    fake_arxiv.rss_mode = "hang"
+    eng = Engine(make_config(**{"arxiv.timeout_s": 0.5, "arxiv.retries": 0, "learning.enabled": False}))
+    t0 = time.monotonic()
+    report = eng.fetch()
+    assert report.status == "error"
+    assert "did not answer within 0.5 s" in report.message
+    assert time.monotonic() - t0 < 5
+
+
+def test_politeness_rule_itself() -> None:
+    throttle = Throttle(0.2)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        throttle.wait()
+        with lock:
+            stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stamps.sort()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert min(gaps) >= 0.19
+
+
+def test_rss_api_and_pdf_share_one_throttle(make_config: Callable[..., Config], fake_arxiv: FakeArxiv) -> None:
+    cfg = make_config(**{"arxiv.request_interval_s": 0.3})
+    src = ArxivSource(cfg.arxiv)
+    assert src.client._session is src.session
+    src.fetch_feed(["cs.LG"])
+    src.lookup(["2601.14053"])
+    src.download_pdf("2601.14053")
+    src.fetch_feed(["cs.CL"])
+    times = sorted(fake_arxiv.request_times())
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(times) == 4
+    assert min(gaps) >= 0.28, gaps
+
+
+def test_session_always_has_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_request(self: Any, method: str, url: str, **kw: Any) -> None:
+        seen.update(kw)
+
+    import requests
+
+    monkeypatch.setattr(requests.Session, "request", fake_request)
+    PoliteSession(Throttle(0), timeout=7).get("http://127.0.0.1:9/")
+    assert seen["timeout"] == 7
+
+
+def test_lookup_by_any_id_form(make_config: Callable[..., Config]) -> None:
+    eng = _bare_engine(make_config)
+    p = eng.lookup("https://arxiv.org/abs/2601.14053v1")
+    assert p.title.startswith("LLMOrbit")
+    assert eng.store.get_paper("2601.14053") is not None  # stored for next time
+    with pytest.raises(Exception, match="arXiv has no paper 2601.99999"):
+        eng.lookup("2601.99999")
+    old = eng.lookup("hep-th/9901001") if corpus.papers_by_id().get("hep-th/9901001") else None
+    assert old is None or old.id == "hep-th/9901001"
+
+
+def test_missed_days_are_caught_up_through_the_api(
+    make_config: Callable[..., Config], fake_arxiv: FakeArxiv
+) -> None:
+    eng = _bare_engine(make_config)
+    assert eng.fetch().status == "ok"  # Thu 2026-01-22
+    fake_arxiv.day = "2026-01-28"  # the next Wednesday: Fri, Mon, Tue were missed
+    report = eng.fetch()
+    assert report.status == "ok"
+    assert report.backfilled == [dt.date(2026, 1, 23), dt.date(2026, 1, 26), dt.date(2026, 1, 27)]
+    friday = eng.store.announced_on(dt.date(2026, 1, 23), eng.all_categories())
+    real = {p["base_id"] for p in corpus.papers_on("2026-01-23")}
+    assert friday and {p.id for p, _ in friday} <= real | {p.id for p, _ in friday}
+    assert len({p.id for p, _ in friday} & real) > 50
+    calls = [c for c in fake_arxiv.calls if c.path.endswith("/api/query")]
+    assert any("submittedDate" in c.query.get("search_query", "") for c in calls)
+
+
+def test_submission_window_is_the_previous_business_day() -> None:
+    start, end = submission_window(dt.date(2026, 1, 26))  # a Monday: Thu 14:00 → Fri 14:00 ET
+    assert (start.date(), end.date()) == (dt.date(2026, 1, 22), dt.date(2026, 1, 23))
+    assert end.hour == 19  # 14:00 EST in UTC
+
+
+def test_days_back_backfills_on_first_fetch(make_config: Callable[..., Config]) -> None:
+    eng = Engine(make_config(**{"arxiv.days_back": 3, "learning.enabled": False}))
+    report = eng.fetch()
+    assert report.backfilled == [dt.date(2026, 1, 19), dt.date(2026, 1, 20), dt.date(2026, 1, 21)]
+
+
+def test_default_throttle_is_three_seconds() -> None:
+    assert ArxivSource.__init__ is not None
+    from bot.config import ArxivSection
+
+    assert ArxivSection().request_interval_s == 3.0
+    assert ARXIV_THROTTLE.interval > 0

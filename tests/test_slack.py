@@ -1,0 +1,631 @@
+"""The Slack adapter end to end: real slack-bolt / slack_sdk against tests/fakes/slack.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.base import Adapter
+from adapters.slack import EVENTS_PATH, SlackAdapter
+from adapters.slack_blocks import ITEM_EVENT, SUMMARY_EVENT
+from bot.commands import Commands
+from bot.config import Config
+from bot.delivery import deliver
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.models import Digest, Paper, ScoredPaper, Subscription
+from tests.conftest import DAY
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.slack import (
+    GENERAL_CHANNEL,
+    HUMAN_USER_ID,
+    PAPERS_CHANNEL,
+    FakeSlack,
+    block_action_body,
+    sign_request,
+    slash_command_body,
+)
+
+SIGNING_SECRET = "test-signing-secret"
+THE_DAY = dt.date.fromisoformat(DAY)
+BOB = "U0BOB"  # in the workspace, not in #general
+_INTERNAL = ("channel", "metadata", "unfurl_links", "unfurl_media")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        server.add_user(BOB, "bob")
+        yield server
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+
+
+Built = tuple[Engine, Commands, SlackAdapter]
+
+
+@pytest.fixture
+def build(make_config: Callable[..., Config], fake: FakeSlack, tokens: None) -> Iterator[Any]:
+    """``build(openai, **overrides)`` -> (engine with DAY fetched, commands, adapter)."""
+    engines: list[Engine] = []
+
+    def make(
+        openai: FakeOpenAI | None = None, adapter_kw: dict | None = None, **over: Any
+    ) -> Built:
+        settings = {
+            "learning.enabled": False,
+            "slack.enabled": True,
+            "slack.api_base_url": fake.api_url,
+            "slack.post_interval_s": 0.0,
+            **over,
+        }
+        cfg = make_config(openai, **settings)
+        engine = Engine(cfg)
+        engines.append(engine)
+        assert engine.fetch().status == "ok"
+        commands = Commands(engine)
+        return engine, commands, SlackAdapter(cfg, engine, commands, **(adapter_kw or {}))
+
+    yield make
+    for engine in engines:
+        engine.store.close()
+
+
+@contextlib.asynccontextmanager
+async def running(adapter: SlackAdapter) -> AsyncIterator[SlackAdapter]:
+    await adapter.connect()
+    await adapter.listen()
+    try:
+        yield adapter
+    finally:
+        await adapter.disconnect()
+
+
+def subscribe(engine: Engine, chat: str = GENERAL_CHANNEL, **kw: Any) -> Subscription:
+    base = engine.config.default_subscription()
+    fields = dict(id=None, platform="slack", chat=chat, name="", feed_token="", **kw)
+    return engine.store.upsert_subscription(dataclasses.replace(base, **fields))
+
+
+def today(engine: Engine, sub: Subscription) -> Digest:
+    return engine.digests([sub], THE_DAY)[0]
+
+
+def item_posts(fake: FakeSlack, channel: str) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in fake.all_posts()
+        if m["channel"] == channel and (m.get("metadata") or {}).get("event_type") == ITEM_EVENT
+    ]
+
+
+def papers_posted(fake: FakeSlack, channel: str) -> list[str]:
+    """Paper ids of the first part of every item message (header excluded), in post order."""
+    out = []
+    for m in item_posts(fake, channel):
+        p = m["metadata"]["event_payload"]
+        if p["paper"] and p.get("part", 1) == 1:
+            out.append(p["paper"])
+    return out
+
+
+def before_post(adapter: SlackAdapter, actions: dict[int, Callable[[], None]]) -> None:
+    """Run ``actions[n]`` (e.g. inject a failure into the fake) just before the n-th post."""
+    original = adapter.client.chat_postMessage
+    count = 0
+
+    async def post(**kw: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count in actions:
+            actions[count]()
+        return await original(**kw)
+
+    adapter.client.chat_postMessage = post  # type: ignore[method-assign]
+
+
+async def slash(
+    fake: FakeSlack, command: str, text: str = "", **kw: Any
+) -> tuple[dict[str, Any], str]:
+    """Push a slash command over Socket Mode; returns (ack record, response_url)."""
+    eid = await asyncio.to_thread(fake.push_slash_command, command, text, **kw)
+    ack = await fake.wait_for_ack_async(eid, 5)
+    assert not ack["late"] and ack["ack_latency"] < 3.0
+    return ack, fake.payload_of(eid)["response_url"]
+
+
+async def answer(fake: FakeSlack, command: str, text: str = "", **kw: Any) -> dict[str, Any]:
+    """The response_url answer to a slash command (text, response_type)."""
+    _ack, url = await slash(fake, command, text, **kw)
+    (body,) = await fake.wait_for_response_async(url, 10)
+    return body
+
+
+# -- configuration and connection ------------------------------------------------------------
+def test_missing_tokens_name_the_variable(make_config, monkeypatch, engine):
+    for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = make_config(**{"slack.enabled": True})
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+        SlackAdapter(cfg, engine, Commands(engine))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+        SlackAdapter(cfg, engine, Commands(engine))
+    cfg = make_config(**{"slack.enabled": True, "slack.mode": "http"})
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        SlackAdapter(cfg, engine, Commands(engine))
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    assert SlackAdapter(cfg, engine, Commands(engine)).web_routes()
+
+
+async def test_wrong_tokens_are_a_config_error(build, fake, monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-wrong")
+    _engine, _commands, adapter = build()
+    with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN: invalid_auth"):
+        await adapter.connect()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-wrong")
+    _engine, _commands, adapter = build()
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+        await adapter.connect()
+    assert not adapter.connected
+    await adapter.disconnect()
+
+
+async def test_socket_mode_connects_and_closes(build, fake):
+    _engine, _commands, adapter = build()
+    assert isinstance(adapter, Adapter) and adapter.platform == "slack"
+    async with running(adapter):
+        assert adapter.connected and await fake.wait_connected_async(5)
+        assert adapter.web_routes() == []
+    assert not adapter.connected
+    assert await fake.wait_until_async(lambda: fake.open_connections == 0, 5)
+
+
+# -- digests ---------------------------------------------------------------------------------
+async def test_whole_digest_thread_for_a_real_day(build, fake):
+    engine, _commands, adapter = build()
+    sub = subscribe(engine, PAPERS_CHANNEL)
+    digest = today(engine, sub)
+    n = len(digest.items)
+    assert n >= 20
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, digest)
+    assert report.complete and report.sent == n + 1
+
+    (header,) = fake.top_level(PAPERS_CHANNEL)
+    assert header["text"] == f"arXiv digest · Thu 22 Jan 2026 · {n} papers · " + ", ".join(
+        sub.categories
+    )
+    thread = fake.thread(PAPERS_CHANNEL, header["ts"])
+    assert len(thread) == n + 1  # abstracts fit: one reply per paper
+    assert papers_posted(fake, PAPERS_CHANNEL) == [i.paper.id for i in digest.items]
+    for msg, item in zip(thread[1:], digest.items, strict=True):
+        head = msg["blocks"][0]["text"]["text"]
+        assert head.startswith(f"*<{item.paper.url}|")
+        assert msg["thread_ts"] == header["ts"] and msg["text"]
+        assert msg["unfurl_links"] is False
+        assert [b["type"] for b in msg["blocks"]][-1] == "actions"
+    # The ledger points at the messages carrying the buttons.
+    rows = engine.store.deliveries(sub.id, THE_DAY)
+    assert {r["state"] for r in rows} == {"sent"}
+    assert [r["message_id"] for r in rows] == [m["ts"] for m in thread]
+
+    again = await deliver(engine.store, adapter, today(engine, sub))
+    assert again.sent == 0 and len(fake.all_posts()) == n + 1
+    await adapter.disconnect()
+
+
+async def test_posts_are_paced_per_channel(build, fake):
+    engine, _commands, adapter = build(**{"slack.post_interval_s": 0.25})
+    fake.rate_limit_per_channel(per_second=4.0)
+    sub = subscribe(engine, max_papers=4)
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, today(engine, sub))
+    assert report.sent == 5
+    posts = [c.at for c in fake.calls_to("/api/chat.postMessage")]
+    assert len(posts) == 5 and fake.rate_limited_count == 0
+    assert min(b - a for a, b in itertools.pairwise(posts)) >= 0.24
+    await adapter.disconnect()
+
+
+async def test_429_and_5xx_storm_completes_with_every_paper_once(build, fake):
+    engine, _commands, adapter = build()
+    sub = subscribe(engine, max_papers=6)
+    digest = today(engine, sub)
+    fail = fake.fail_next
+    before_post(
+        adapter,
+        {
+            1: lambda: fail(1, "chat.postMessage", status=429, retry_after=1),
+            3: lambda: fail(1, "chat.postMessage", status=500),
+            5: lambda: (fail(1, "chat.postMessage", status=503), fail(1, "chat.postMessage")),
+            6: lambda: fail(2, "chat.postMessage", status=429, retry_after=1),
+        },
+    )
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, digest)
+    assert report.complete and report.sent == 7
+    assert sorted(i["status"] for i in fake.injected) == [429, 429, 429, 429, 500, 503]
+    assert papers_posted(fake, GENERAL_CHANNEL) == [i.paper.id for i in digest.items]
+    assert len(fake.all_posts()) == 7 and len(fake.top_level(GENERAL_CHANNEL)) == 1
+    await adapter.disconnect()
+
+
+async def test_retries_exhausted_pause_then_resume_without_doubles(build, fake):
+    engine, _commands, adapter = build(adapter_kw={"rate_limit_retries": 0})
+    sub = subscribe(engine, max_papers=5)
+    await adapter.connect()
+    before_post(adapter, {3: lambda: fake.fail_next(1, "chat.postMessage", status=429)})
+    first = await deliver(engine.store, adapter, today(engine, sub))
+    assert first.failed and "ratelimited" in first.failed and not first.deactivated
+    assert first.sent == 2 and len(fake.all_posts()) == 2
+    second = await deliver(engine.store, adapter, today(engine, sub))
+    assert second.complete and second.already == 2 and second.sent == 4
+    planned = [r["paper_id"] for r in engine.store.deliveries(sub.id, THE_DAY)][1:]
+    assert papers_posted(fake, GENERAL_CHANNEL) == planned
+    assert len(fake.top_level(GENERAL_CHANNEL)) == 1
+    await adapter.disconnect()
+
+
+async def test_crash_mid_digest_is_reconciled_through_metadata(build, fake):
+    engine, _commands, adapter = build()
+    sub = subscribe(engine, max_papers=5)
+    await adapter.connect()
+    # The third post hangs: Slack stores the message, but the process dies before the ledger
+    # hears back, leaving the row in 'sending'.
+    before_post(adapter, {3: lambda: fake.hang_next("chat.postMessage")})
+    task = asyncio.create_task(deliver(engine.store, adapter, today(engine, sub)))
+    assert await fake.wait_until_async(lambda: len(fake.calls_to("chat.postMessage")) == 3, 5)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    fake.release_hangs()
+    assert await fake.wait_until_async(lambda: len(fake.all_posts()) == 3, 5)
+    await adapter.disconnect()
+    rows = {r["paper_id"]: r["state"] for r in engine.store.deliveries(sub.id, THE_DAY)}
+    ids = list(rows)
+    assert list(rows.values()) == ["sent", "sent", "sending", "pending", "pending", "pending"]
+    # Also a row claimed but never sent (crash before the call), and an ambiguous header.
+    engine.store.set_delivery_state(sub.id, THE_DAY, ids[4], "sending")
+    engine.store.set_delivery_state(sub.id, THE_DAY, "", "sending")
+
+    _engine, _commands, restarted = build()  # a new process: fresh adapter, same database
+    await restarted.connect()
+    report = await deliver(engine.store, restarted, today(engine, sub))
+    assert report.complete
+    assert report.reconciled == 2  # the header and the hung paper, found by their metadata
+    assert report.sent == 3  # the one that never reached Slack and the two never tried
+    assert papers_posted(fake, GENERAL_CHANNEL) == ids[1:]
+    assert len(fake.top_level(GENERAL_CHANNEL)) == 1
+    assert {r["state"] for r in engine.store.deliveries(sub.id, THE_DAY)} == {"sent"}
+    await restarted.disconnect()
+
+
+async def test_split_item_posts_every_part_in_the_thread(build, fake):
+    engine, _commands, adapter = build()
+    sub = subscribe(engine, max_papers=2)
+    digest = today(engine, sub)
+    digest.items[0].summary = ("A long & <careful> result. " * 40 + "\n\n") * 30
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, digest)
+    assert report.complete
+    (header,) = fake.top_level(GENERAL_CHANNEL)
+    thread = fake.thread(GENERAL_CHANNEL, header["ts"])
+    parts = [
+        m for m in thread if m["metadata"]["event_payload"]["paper"] == digest.items[0].paper.id
+    ]
+    assert len(parts) >= 3
+    assert [m["metadata"]["event_payload"]["part"] for m in parts] == list(range(1, len(parts) + 1))
+    row = next(
+        r
+        for r in engine.store.deliveries(sub.id, THE_DAY)
+        if r["paper_id"] == digest.items[0].paper.id
+    )
+    assert row["message_id"] == parts[0]["ts"]
+    assert papers_posted(fake, GENERAL_CHANNEL) == [i.paper.id for i in digest.items]
+    await adapter.disconnect()
+
+
+async def test_hostile_titles_are_posted_inert(build, fake):
+    engine, _commands, adapter = build()
+    sub = subscribe(engine)
+    titles = [
+        "<!channel> wake up",
+        "<https://evil.example|click me> & win",
+        "Tom & Jerry <3",
+        "<!here> " + "x & <y> " * 700,  # ~5.6 kB
+    ]
+    papers = [
+        Paper(
+            id=f"2601.9000{i}",
+            version=1,
+            title=t,
+            authors=(t[:50],),
+            categories=("cs.LG",),
+            abstract=t,
+        )
+        for i, t in enumerate(titles)
+    ]
+    engine.store.upsert_papers(papers)
+    items = [ScoredPaper(paper=p, score=1.0, category="cs.LG", summary=p.title) for p in papers]
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, Digest(sub, THE_DAY, items))
+    assert report.complete and report.sent == 5
+    for msg in fake.all_posts():
+        raw = json.dumps(msg["blocks"]) + msg["text"]
+        assert "<!" not in raw and "<https://evil" not in raw
+    assert "Tom &amp; Jerry &lt;3" in fake.all_posts()[3]["blocks"][0]["text"]["text"]
+    await adapter.disconnect()
+
+
+async def test_archived_channel_deactivates_the_subscription(build, fake):
+    engine, _commands, adapter = build()
+    fake.add_channel("C0OLD", "old", is_archived=True)
+    sub = subscribe(engine, "C0OLD", max_papers=2)
+    await adapter.connect()
+    report = await deliver(engine.store, adapter, today(engine, sub))
+    assert report.deactivated and "is_archived" in (report.failed or "")
+    assert not engine.store.get_subscription("slack", "C0OLD").active
+    await adapter.disconnect()
+
+
+# -- commands over Socket Mode -----------------------------------------------------------------
+async def test_every_command_and_bad_argument(build, fake):
+    engine, _commands, adapter = build()
+    fake.add_channel("D0ALICE", "D0ALICE", members=["U0HERALDBOT", HUMAN_USER_ID], is_im=True)
+    # (command text, expected words in the answer, ephemeral?)
+    script: list[tuple[str, str, bool]] = [
+        ("", "/arxiv subscribe cs.LG cs.CL — follow categories", True),
+        ("help", '/arxiv keywords add|remove|list <words or "a phrase">', True),
+        ("status", "This chat is not subscribed yet", True),
+        ("subscribe cs.LG cs.CL", "Subscribed to cs.LG, cs.CL.", False),
+        ("subscribe no.SUCH", "no.SUCH", True),
+        ('keywords add "speculative decoding" mamba', "Added: speculative decoding, mamba.", False),
+        ("keywords add mamba", "Nothing new to add. Already there: mamba.", False),
+        ("keywords list", "• speculative decoding", True),
+        ("keywords remove mamba nothere", "Removed 1. Not in the list: nothere.", False),
+        ("keywords", "Keywords (", True),
+        ("keywords frob x", "Usage: /arxiv keywords add|remove|list", True),
+        ("keywords add", "Usage: /arxiv keywords add|remove|list", True),
+        ("exclude add survey", "Added: survey.", False),
+        ("exclude list", "• survey", True),
+        ("exclude remove survey", "Removed 1.", False),
+        ("settings", "Digest at 09:00 UTC", True),
+        (
+            "settings time 8:30 tz Europe/Berlin max 5 lang de cross on",
+            "Digest at 08:30 Europe/Berlin · up to 5 papers",
+            False,
+        ),
+        ("settings time 25:00", "time: '25:00' is not a time of day", True),
+        ("settings tz Mars/Olympus", "unknown timezone 'Mars/Olympus'", True),
+        ("settings max 0", "max must be between 1 and 100", True),
+        ("settings max many", "'many' is not a number", True),
+        ("settings lang 1234", "is not a language code", True),
+        ("settings cross maybe", "cross takes on or off", True),
+        ("settings colour blue", "Unknown setting 'colour'", True),
+        ("settings time", "'time' needs a value", True),
+        ("status", "Your private feed:", True),
+        ("frobnicate now", "I don't know the command 'frobnicate'", True),
+        ("unsubscribe", "Unsubscribed: no more daily digests here.", False),
+        ("unsubscribe", "This chat is not subscribed yet", True),
+        ("digest", "This chat is not subscribed yet", True),
+    ]
+    async with running(adapter):
+        for text, expected, ephemeral in script:
+            body = await answer(fake, "/arxiv", text)
+            assert expected.replace("<", "&lt;").replace(">", "&gt;") in body["text"], text
+            want = "ephemeral" if ephemeral else "in_channel"
+            assert body["response_type"] == want, text
+        for text, expected in [
+            ("", "Usage: /summarize <arXiv id or URL>"),
+            ("2601.00001 2601.00002", "One paper at a time"),
+            ("not-an-id", "not-an-id"),
+            ("2601.99999", "arXiv has no paper 2601.99999"),
+        ]:
+            body = await answer(fake, "/summarize", text)
+            assert body["response_type"] == "ephemeral", text
+            assert expected.replace("<", "&lt;").replace(">", "&gt;") in body["text"], text
+        # A direct message is the person's own digest: no membership needed.
+        body = await answer(fake, "/arxiv", "subscribe cs.CL", channel_id="D0ALICE")
+        assert "Subscribed to cs.CL." in body["text"]
+    sub = engine.store.get_subscription("slack", GENERAL_CHANNEL)
+    assert sub.keywords[-1:] == ("speculative decoding",) and sub.timezone == "Europe/Berlin"
+    assert not sub.active and "cross" in sub.announce_types
+    assert engine.store.get_subscription("slack", "D0ALICE").categories == ("cs.CL",)
+    assert len(fake.acks) == len(script) + 5 and not fake.duplicate_acks
+
+
+async def test_settings_need_a_member_or_an_admin(build, fake):
+    engine, _commands, adapter = build()
+    async with running(adapter):
+        body = await answer(fake, "/arxiv", "subscribe cs.LG", user_id=BOB)
+        assert "Only this chat's admins can subscribe this chat" in body["text"]
+        assert engine.store.get_subscription("slack", GENERAL_CHANNEL) is None
+        body = await answer(fake, "/arxiv", "subscribe cs.LG")  # Alice is a member
+        assert "Subscribed to cs.LG." in body["text"]
+        body = await answer(fake, "/arxiv", "settings max 3", user_id=BOB)
+        assert "Only this chat's admins can change settings" in body["text"]
+        body = await answer(fake, "/arxiv", "keywords list", user_id=BOB)  # reading is fine
+        assert body["text"].startswith("Keywords (")
+    assert engine.store.get_subscription("slack", GENERAL_CHANNEL).max_papers != 3
+
+    engine, _commands, adapter = build(**{"slack.admins": [BOB]})
+    async with running(adapter):
+        body = await answer(fake, "/arxiv", "settings max 3")  # member, but not an admin
+        assert "Only this chat's admins can change settings" in body["text"]
+        body = await answer(fake, "/arxiv", "settings max 3", user_id=BOB)
+        assert body["text"].startswith("Saved.")
+    assert engine.store.get_subscription("slack", GENERAL_CHANNEL).max_papers == 3
+
+
+@pytest.fixture
+def slow_llm(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.setenv("HERALD_TEST_LLM_KEY", fake_openai.api_key or "sk")
+    fake_openai.latency = 2.0
+    return fake_openai
+
+
+async def test_summarize_acks_at_once_and_answers_in_the_channel(build, fake, slow_llm):
+    engine, _commands, adapter = build(slow_llm)
+    ids = [i.paper.id for i in engine.digest(THE_DAY).items[:6]]
+    async with running(adapter):
+        started = time.monotonic()
+        eids = [
+            await asyncio.to_thread(
+                fake.push_slash_command, "/summarize", f"https://arxiv.org/abs/{pid}"
+            )
+            for pid in ids
+        ]
+        acks = [await fake.wait_for_ack_async(e, 5) for e in eids]
+        assert max(a["ack_latency"] for a in acks) < 1.0  # while every LLM call takes 2 s
+        assert acks[0]["payload"]["text"].startswith("⏳ Summarizing https://arxiv.org/abs/")
+        assert await fake.wait_until_async(lambda: len(fake.top_level(GENERAL_CHANNEL)) == 6, 15)
+        assert time.monotonic() - started >= 2.0
+    answers = {m["metadata"]["event_payload"]["paper"]: m for m in fake.top_level(GENERAL_CHANNEL)}
+    assert set(answers) == set(ids)
+    msg = answers[ids[0]]
+    assert msg["metadata"]["event_type"] == SUMMARY_EVENT
+    texts = json.dumps(msg["blocks"], ensure_ascii=False)
+    assert "Summary by gpt-4o-mini" in texts and "Contributions / novelty" in texts
+    assert f"/summarize requested by <@{HUMAN_USER_ID}>" in texts
+    assert "actions" not in texts  # no subscription here: nothing to rate against
+    assert slow_llm.requests == 6
+
+
+async def test_summarize_in_a_conversation_the_bot_is_not_in(build, fake, slow_llm):
+    engine, _commands, adapter = build(slow_llm)
+    slow_llm.latency = 0
+    fake.add_channel("G0SECRET", "secret", members=[HUMAN_USER_ID], is_private=True)
+    pid = engine.digest(THE_DAY).items[0].paper.id
+    async with running(adapter):
+        body = await answer(fake, "/summarize", pid, channel_id="G0SECRET")
+    assert body["response_type"] == "in_channel" and "Summary by" in json.dumps(body["blocks"])
+
+
+async def test_digest_command_posts_the_thread_after_a_fast_ack(build, fake, slow_llm):
+    _engine, _commands, adapter = build(slow_llm, **{"summaries.top_n": 3})
+    async with running(adapter):
+        assert "Subscribed" in (await answer(fake, "/arxiv", "subscribe cs.LG cs.CL"))["text"]
+        assert "Saved." in (await answer(fake, "/arxiv", "settings max 3"))["text"]
+        ack, url = await slash(fake, "/arxiv", "digest")
+        assert ack["ack_latency"] < 1.0 and "digest" in ack["payload"]["text"]
+        (body,) = await fake.wait_for_response_async(url, 15)
+    assert body["text"] == "Posted today's digest: 3 papers, one per reply in the thread."
+    (header,) = item_posts(fake, GENERAL_CHANNEL)[:1]
+    assert header["metadata"]["event_payload"]["paper"] == ""
+    thread = fake.thread(GENERAL_CHANNEL, header["ts"])
+    assert len(thread) == 4
+    assert all("Summary by gpt-4o-mini" in json.dumps(m["blocks"]) for m in thread[1:])
+
+
+# -- ratings ---------------------------------------------------------------------------------
+async def test_rating_buttons_are_idempotent_and_show_the_tally(build, fake):
+    engine, _commands, adapter = build()
+    fake.channel_members[GENERAL_CHANNEL].append(BOB)
+    sub = subscribe(engine, max_papers=2)
+    async with running(adapter):
+        await deliver(engine.store, adapter, today(engine, sub))
+        _header, first, _second = fake.thread(
+            GENERAL_CHANNEL, fake.top_level(GENERAL_CHANNEL)[0]["ts"]
+        )
+        pid = first["metadata"]["event_payload"]["paper"]
+
+        async def press(action: str, user: str = HUMAN_USER_ID) -> str:
+            eid = await asyncio.to_thread(
+                fake.push_block_action, action, None, user, GENERAL_CHANNEL, first["ts"]
+            )
+            ack = await fake.wait_for_ack_async(eid, 5)
+            assert ack["ack_latency"] < 3.0
+            (body,) = await fake.wait_for_response_async(fake.payload_of(eid)["response_url"], 5)
+            assert body["response_type"] == "ephemeral"
+            return body["text"]
+
+        def labels() -> list[str]:
+            msg = fake.message(GENERAL_CHANNEL, first["ts"])
+            return [el["text"]["text"] for el in msg["blocks"][-1]["elements"]]
+
+        assert (await press("rate_up")).startswith("Thanks — rated 👍")
+        assert labels() == ["👍 1", "👎"]
+        updates = len(fake.updates)
+        assert await press("rate_up") == "You already rated this 👍."
+        assert labels() == ["👍 1", "👎"] and len(fake.updates) == updates
+        assert await press("rate_down") == "Changed your rating to 👎."
+        assert labels() == ["👍", "👎 1"]
+        assert (await press("rate_up", BOB)).startswith("Thanks")
+        assert labels() == ["👍 1", "👎 1"]
+    rows = {(r["user"], r["paper_id"]): r["value"] for r in engine.store.ratings(sub.id)}
+    assert rows == {(HUMAN_USER_ID, pid): -1, (BOB, pid): 1}
+    msg = fake.message(GENERAL_CHANNEL, first["ts"])
+    assert msg["metadata"]["event_payload"]["paper"] == pid  # chat.update kept the metadata
+    assert msg["blocks"][0] == first["blocks"][0]
+
+
+async def test_rating_in_an_unsubscribed_channel_explains(build, fake):
+    _engine, _commands, adapter = build()
+    async with running(adapter):
+        eid = await asyncio.to_thread(
+            fake.push_block_action, "rate_up", "2601.00001", message_ts="1700000000.000100"
+        )
+        (body,) = await fake.wait_for_response_async(fake.payload_of(eid)["response_url"], 5)
+    assert "not subscribed yet" in body["text"] and not fake.updates
+
+
+# -- HTTP mode -------------------------------------------------------------------------------
+async def test_http_mode_checks_signatures(build, fake):
+    engine, _commands, adapter = build(**{"slack.mode": "http"})
+    await adapter.connect()
+    await adapter.listen()  # nothing to open in HTTP mode
+    assert adapter.connected
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with TestClient(TestServer(app)) as client:
+        url = fake.new_response_url(channel_id=GENERAL_CHANNEL, user_id=HUMAN_USER_ID)
+        body = slash_command_body("/arxiv", "help", response_url=url)
+        signed = {**form, **sign_request(body, SIGNING_SECRET)}
+        assert (await client.post(EVENTS_PATH, data=body, headers=signed)).status == 200
+        (answer_body,) = await fake.wait_for_response_async(url, 5)
+        assert "/arxiv subscribe" in answer_body["text"]
+
+        forged = {**form, **sign_request(body, "not-the-secret")}
+        assert (await client.post(EVENTS_PATH, data=body, headers=forged)).status == 401
+        stale = {**form, **sign_request(body, SIGNING_SECRET, timestamp=int(time.time()) - 600)}
+        assert (await client.post(EVENTS_PATH, data=body, headers=stale)).status == 401
+        assert (await client.post(EVENTS_PATH, data=body, headers=form)).status == 401
+
+        sub = subscribe(engine, max_papers=1)
+        await deliver(engine.store, adapter, today(engine, sub))
+        item = fake.all_posts()[-1]
+        url = fake.new_response_url(channel_id=GENERAL_CHANNEL, user_id=HUMAN_USER_ID)
+        body = block_action_body(
+            "rate_up",
+            item["metadata"]["event_payload"]["paper"],
+            message_ts=item["ts"],
+            message={k: v for k, v in item.items() if k not in _INTERNAL},
+            response_url=url,
+        )
+        signed = {**form, **sign_request(body, SIGNING_SECRET)}
+        assert (await client.post(EVENTS_PATH, data=body, headers=signed)).status == 200
+        (rated,) = await fake.wait_for_response_async(url, 5)
+        assert rated["text"].startswith("Thanks — rated 👍")
+        labels = [e["text"]["text"] for e in fake.updates[-1]["blocks"][-1]["elements"]]
+        assert labels == ["👍 1", "👎"]
+    await adapter.disconnect()

@@ -1,0 +1,936 @@
+"""The Telegram adapter end to end: real python-telegram-bot against tests/fakes/telegram.py.
+
+Every test runs the real PTB Application (polling, or webhook through a local aiohttp server)
+on the arXiv fake's real announcement day, and asserts what a person in the chat would see:
+the messages' text, their replies, their buttons, and the delivery ledger behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from adapters.base import Adapter
+from adapters.telegram import COMMANDS, WORKING, TelegramAdapter, build_rate_limiter
+from adapters.telegram_html import MAX_MESSAGE_UNITS, render_item, utf16_len
+from bot.commands import Commands
+from bot.config import Config
+from bot.delivery import deliver
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.models import Digest, Paper, ScoredPaper, Subscription, SummaryStatus
+from tests.fakes import corpus
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.telegram import FakeTelegram, StoredMessage
+
+PRIVATE = 1001  # a private chat's id is its user's id
+OTHER_PRIVATE = 1002
+GROUP = -1001234567890
+ADMIN = 2002  # a chat administrator of GROUP
+MEMBER = 3003  # a plain member of GROUP
+LISTED = 4004  # not a chat admin, but in telegram.admins
+BOT = "herald_test_bot"
+LLM_KEY_ENV = "HERALD_TEST_LLM_KEY"
+
+
+@pytest.fixture(autouse=True)
+def _ptb_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        server.add_chat(PRIVATE, "private", username="alice", first_name="Alice")
+        server.add_chat(OTHER_PRIVATE, "private", username="bob", first_name="Bob")
+        server.add_chat(GROUP, "supergroup", "Herald Lab", admins=[ADMIN], members=[MEMBER, LISTED])
+        yield server
+
+
+@pytest.fixture
+def tg_config(
+    make_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Config]:
+    """A config with Telegram on, pointed at the fake; the token in the environment."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
+
+    def make(openai: FakeOpenAI | None = None, **overrides: Any) -> Config:
+        values: dict[str, Any] = {
+            "telegram.enabled": True,
+            "telegram.api_base_url": fake.api_url,
+            "telegram.per_chat_interval_s": 0,
+            "telegram.admins": [str(LISTED)],
+            "learning.enabled": False,
+            "scoring.max_papers": 3,
+        }
+        values.update(overrides)
+        return make_config(openai=openai, **values)
+
+    return make
+
+
+def fast_limiter(max_retries: int = 3) -> Any:
+    """Real AIORateLimiter retries, no pacing: tests that check pacing build their own."""
+    return build_rate_limiter(10_000, group_per_minute=0, max_retries=max_retries)
+
+
+class Bot:
+    """A running adapter plus helpers that talk to it the way people do."""
+
+    def __init__(self, adapter: TelegramAdapter, fake: FakeTelegram) -> None:
+        self.adapter = adapter
+        self.fake = fake
+        self.engine = adapter.engine
+        self.store = adapter.engine.store
+
+    async def say(
+        self, chat: int, user: int, text: str, *, expect: int = 1, timeout: float = 10
+    ) -> list[StoredMessage]:
+        """Send ``text`` as ``user`` in ``chat``; return the bot's ``expect`` new messages."""
+        before = len(self.fake.messages(chat))
+        self.fake.push_message(chat, user, text)
+        await self.fake.wait_for_async(
+            lambda: len(self.fake.messages(chat)) >= before + expect, timeout=timeout
+        )
+        return self.fake.messages(chat)[before:]
+
+    async def reply(self, chat: int, user: int, text: str) -> str:
+        """The bot's one answer to ``text`` (for /summarize: once "working…" is edited)."""
+        (msg,) = await self.say(chat, user, text)
+        if msg.text == WORKING:
+            msg = await self.fake.wait_for_async(
+                lambda: (m := self.fake.message(chat, msg.message_id)).edits and m
+            )
+        return msg.text
+
+    async def silent(self, chat: int, user: int, text: str) -> None:
+        """The bot reads ``text`` and answers nothing."""
+        before = len(self.fake.messages(chat))
+        uid = self.fake.push_message(chat, user, text)
+        await self.fake.wait_for_async(
+            lambda: all(u["update_id"] != uid for u in self.fake.pending_updates())
+        )
+        await asyncio.sleep(0.3)
+        assert len(self.fake.messages(chat)) == before
+
+    async def press(self, chat: int, user: int, message_id: int, data: str) -> dict[str, Any]:
+        """Tap an inline button; returns the answerCallbackQuery the bot made."""
+        qid = self.fake.push_callback(chat, user, message_id, data)
+        answers = await self.fake.wait_for_async(
+            lambda: [a for a in self.fake.answered_callbacks if a["id"] == qid]
+        )
+        return answers[0]
+
+    async def buttons(self, chat: int, message_id: int, expect: list[str]) -> list[str]:
+        """Wait for a message's buttons to read ``expect`` (edits happen after the answer)."""
+
+        def labels() -> list[str]:
+            msg = self.fake.message(chat, message_id)
+            rows = (msg.reply_markup or {}).get("inline_keyboard", []) if msg else []
+            return [b["text"] for row in rows for b in row]
+
+        with contextlib.suppress(TimeoutError):
+            await self.fake.wait_for_async(lambda: labels() == expect, timeout=5)
+        return labels()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    cfg: Config,
+    fake: FakeTelegram,
+    *,
+    limiter: Any = None,
+    engine: Engine | None = None,
+) -> AsyncIterator[Bot]:
+    """The adapter connected and polling (or webhook-registered) on an engine with DAY fetched."""
+    eng = engine or Engine(cfg)
+    if eng.latest_day() is None:
+        report = eng.fetch()
+        assert report.status == "ok", report.summary()
+    adapter = TelegramAdapter(
+        cfg, eng, Commands(eng), rate_limiter=limiter or fast_limiter(), poll_timeout=1
+    )
+    await adapter.connect()
+    await adapter.listen()
+    try:
+        yield Bot(adapter, fake)
+    finally:
+        await adapter.disconnect()
+        if engine is None:
+            eng.store.close()
+
+
+def subscribe(store: Any, chat: int, **fields: Any) -> Subscription:
+    """A Telegram subscription written straight to storage (for delivery-only tests)."""
+    base = Subscription(
+        id=None,
+        platform="telegram",
+        chat=str(chat),
+        categories=("cs.LG",),
+        keywords=("LLM", "inference", "training"),
+        max_papers=3,
+    )
+    return store.upsert_subscription(replace(base, **fields))
+
+
+def todays_digest(engine: Engine, sub: Subscription, n: int = 3) -> Digest:
+    digest = engine.digests([sub], engine.latest_day())[0]
+    assert len(digest.items) >= n, "the corpus day should fill the digest"
+    digest.items = digest.items[:n]
+    return digest
+
+
+def item_messages(fake: FakeTelegram, chat: int) -> list[StoredMessage]:
+    return [m for m in fake.messages(chat) if m.reply_markup]
+
+
+def assert_sent_once(fake: FakeTelegram, chat: int, digest: Digest) -> None:
+    """Every paper's title appears in exactly one accepted sendMessage; nothing else repeats."""
+    texts = [s.text or "" for s in fake.sends(chat)]
+    for item in digest.items:
+        title = " ".join(item.paper.title.split())
+        assert sum(t.startswith(title) for t in texts) == 1, title
+    assert fake.duplicate_texts(chat) == {}
+
+
+# -- connecting --------------------------------------------------------------------------------
+async def test_connect_checks_token_and_registers_the_menu(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tg_config()
+    engine = Engine(cfg)
+    try:
+        monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+        with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+            TelegramAdapter(cfg, engine, Commands(engine))
+
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "555:AAwrong-token-for-this-fake")
+        adapter = TelegramAdapter(cfg, engine, Commands(engine))
+        with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN is not accepted by Telegram"):
+            await adapter.connect()
+        assert not adapter.connected
+        await adapter.disconnect()
+
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
+        adapter = TelegramAdapter(cfg, engine, Commands(engine))
+        await adapter.connect()
+        assert adapter.connected and adapter.platform == "telegram"
+        assert isinstance(adapter, Adapter)
+        assert adapter.web_routes() == []  # polling needs no route
+        await adapter.disconnect()
+    finally:
+        engine.store.close()
+    menu = [c["command"] for c in fake.commands()]
+    assert menu == [name for name, _ in COMMANDS]
+    for name in ("start", "subscribe", "unsubscribe", "keywords", "exclude", "settings"):
+        assert name in menu
+    for name in ("digest", "summarize", "status", "help"):
+        assert name in menu
+
+
+# -- subscribe -> digest -> rate ---------------------------------------------------------------
+async def test_subscribe_digest_and_rate_a_real_day(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(openai=fake_openai)
+    async with running(cfg, fake) as bot:
+        text = await bot.reply(PRIVATE, PRIVATE, "/subscribe cs.LG cs.CL")
+        assert text.startswith("Subscribed to cs.LG, cs.CL.")
+        sub = bot.store.get_subscription("telegram", str(PRIVATE))
+        assert sub is not None and sub.active and sub.categories == ("cs.LG", "cs.CL")
+
+        header, *items = await bot.say(PRIVATE, PRIVATE, "/digest", expect=4)
+        assert header.text.startswith("arXiv digest · Thu 22 Jan 2026 · 3 papers · cs.LG, cs.CL")
+        assert header.entities[0]["type"] == "bold"
+        assert len(items) == 3
+        day = bot.engine.latest_day()
+        rows = bot.store.deliveries(sub.id, day)
+        assert [r["state"] for r in rows] == ["sent"] * 4
+        for row, msg in zip(rows[1:], items, strict=True):
+            paper = bot.store.get_paper(row["paper_id"])
+            # a reply to the header, HTML with a linked title, no link preview, 👍/👎 buttons
+            assert msg.reply_to == header.message_id
+            assert msg.parse_mode == "HTML"
+            assert msg.link_preview_options == {"is_disabled": True}
+            assert msg.text.startswith(" ".join(paper.title.split()))
+            link = next(e for e in msg.entities if e["type"] == "text_link")
+            assert link["url"] == paper.url and link["offset"] == 0
+            assert f"{paper.versioned_id}" in msg.text and "Score " in msg.text
+            assert "Summary" in msg.text and "Contributions / novelty" in msg.text
+            assert any(e["type"] == "expandable_blockquote" for e in msg.entities)
+            buttons = msg.reply_markup["inline_keyboard"][0]
+            assert [b["text"] for b in buttons] == ["👍", "👎"]
+            assert [b["callback_data"] for b in buttons] == [f"r:+:{paper.id}", f"r:-:{paper.id}"]
+            assert row["message_id"] == str(msg.message_id)
+
+        first = items[0]
+        paper_id = rows[1]["paper_id"]
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:+:{paper_id}")
+        assert answer["text"].startswith("Thanks — rated 👍")
+        assert await bot.buttons(PRIVATE, first.message_id, ["👍 1", "👎"]) == ["👍 1", "👎"]
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:+:{paper_id}")
+        assert answer["text"] == "You already rated this 👍."
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:-:{paper_id}")
+        assert answer["text"] == "Changed your rating to 👎."
+        assert await bot.buttons(PRIVATE, first.message_id, ["👍", "👎 1"]) == ["👍", "👎 1"]
+        ratings = bot.store.ratings(sub.id)
+        assert [(r["user"], r["paper_id"], r["value"]) for r in ratings] == [
+            (str(PRIVATE), paper_id, -1)
+        ]
+
+        # /digest again the same day: nothing is posted twice, the person is told where it is
+        (note,) = await bot.say(PRIVATE, PRIVATE, "/digest")
+        assert note.text == "Today's digest (3 papers) is already in this chat."
+        assert note.reply_to == header.message_id
+    assert fake.duplicate_texts(PRIVATE) == {}
+
+
+async def test_group_ratings_tally_every_member(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, GROUP)
+        digest = todays_digest(bot.engine, sub)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.sent == 4 and report.complete
+        msg = item_messages(fake, GROUP)[0]
+        pid = digest.items[0].paper.id
+        await bot.press(GROUP, ADMIN, msg.message_id, f"r:+:{pid}")
+        await bot.press(GROUP, MEMBER, msg.message_id, f"r:+:{pid}")
+        answer = await bot.press(GROUP, LISTED, msg.message_id, f"r:-:{pid}")
+        assert answer["text"].startswith("Thanks — rated 👎")
+        assert await bot.buttons(GROUP, msg.message_id, ["👍 2", "👎 1"]) == ["👍 2", "👎 1"]
+        assert bot.store.tally(sub.id, pid) == (2, 1)
+        # a button that is not ours, and a rating after unsubscribing
+        answer = await bot.press(GROUP, MEMBER, msg.message_id, "something:else")
+        assert answer["text"] is None
+        bot.store.update_subscription(sub.id, active=False)
+        answer = await bot.press(GROUP, MEMBER, msg.message_id, f"r:-:{pid}")
+        assert "not subscribed" in answer["text"]
+        assert bot.store.tally(sub.id, pid) == (2, 1)
+
+
+# -- every command, private and group ----------------------------------------------------------
+PRIVATE_SCRIPT = [
+    ("/status", "This chat is not subscribed yet. Start with /subscribe cs.LG"),
+    ("/start", "To begin: /subscribe cs.LG cs.CL"),
+    ("/help", "/summarize <arXiv id or URL> — an LLM summary of any paper"),
+    ("/subscribe cs.lg", "Subscribed to cs.LG."),
+    ("/start", "You are subscribed:\nCategories: cs.LG (new)"),
+    ('/keywords add "speculative decoding" kv-cache', "Added: speculative decoding, kv-cache."),
+    ("/keywords list", "• speculative decoding\n• kv-cache"),
+    ('/keywords remove "speculative decoding"', "Removed 1."),
+    ("/exclude add survey", "Added: survey. Now 1 excluded keywords."),
+    ("/exclude list", "Excluded keywords (1):\n• survey"),
+    ("/exclude remove survey", "Removed 1. Now 0 excluded keywords."),
+    ("/settings", "Digest at 09:00 UTC"),
+    (
+        "/settings time 7:30 tz Europe/Berlin max 5 lang de cross on",
+        "Digest at 07:30 Europe/Berlin · up to 5 papers",
+    ),
+    ("/settings", "Categories: cs.LG (new, cross)"),
+    ("/status", "Your private feed: http://"),
+    ("/mute diffusion", "Muted: diffusion."),
+    ("/unmute diffusion", "Unmuted: diffusion."),
+    ("/KEYWORDS@herald_test_bot", "Keywords ("),
+    ("/keyword list", "Keywords ("),  # an alias, through the unknown-command path
+    ("/unsubscribe", "Unsubscribed: no more daily digests here."),
+    ("/start", "To begin: /subscribe"),
+    ("/subscribe", "Welcome back! Resumed this chat's subscription."),
+]
+
+BAD_ARGUMENTS = [
+    ("/subscribe cs.FOO", "'cs.FOO' is not an arXiv category."),
+    ("/subscribe physics.nope cs.LG", "'physics.nope' is not an arXiv category."),
+    ("/keywords frob", 'Usage: /keywords add|remove|list <words or "a phrase">'),
+    ("/keywords add", "Usage: /keywords add|remove|list"),
+    ("/exclude remove", "Usage: /exclude add|remove|list"),
+    ("/settings time 25:00", "time: '25:00' is not a time of day; write it as HH:MM"),
+    ("/settings tz Mars/Olympus", "tz: unknown timezone 'Mars/Olympus'"),
+    ("/settings max 0", "max: max must be between 1 and 100."),
+    ("/settings max lots", "max: 'lots' is not a number."),
+    ("/settings lang 123", "lang: '123' is not a language code"),
+    ("/settings cross maybe", "cross: cross takes on or off."),
+    ("/settings colour blue", "Unknown setting 'colour'. Usage: /settings [time HH:MM]"),
+    ("/settings time", "'time' needs a value."),
+    ("/summarize", "Usage: /summarize <arXiv id or URL>"),
+    ("/summarize 2601.00001 2601.00002", "One paper at a time, please."),
+    ("/why", "Usage: /why <arXiv id>"),
+    ("/more", "Usage: /more <arXiv id>"),
+    ("/why 9999.99999", "has month 99, which does not exist"),
+    ("/unmute", "Usage: /unmute <topic>"),
+    ("/unmute nothing-muted", "'nothing-muted' is not muted."),
+    ("/frobnicate", "I don't know the command 'frobnicate'.\n\narxiv-herald posts"),
+    ("/keywords add " + "x" * 2100, "commands take at most 2,000"),
+]
+
+
+async def test_every_command_in_a_private_chat(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        for command, expected in PRIVATE_SCRIPT:
+            text = await bot.reply(PRIVATE, PRIVATE, command)
+            assert expected in text, (command, text)
+        sub = bot.store.get_subscription("telegram", str(PRIVATE))
+        assert sub.time == "07:30" and sub.timezone == "Europe/Berlin" and sub.max_papers == 5
+        assert sub.language == "de" and sub.announce_types == ("new", "cross")
+        assert sub.keywords[-1] == "kv-cache" and sub.excludes == () and sub.muted == ()
+
+        paper_id = corpus.papers_on("2026-01-22")[0]["base_id"]
+        assert "score" in await bot.reply(PRIVATE, PRIVATE, f"/why {paper_id}")
+        assert "Noted: more papers like" in await bot.reply(PRIVATE, PRIVATE, f"/more {paper_id}")
+
+        for command, expected in BAD_ARGUMENTS:
+            text = await bot.reply(PRIVATE, PRIVATE, command)
+            assert expected in text, (command, text)
+        # nothing above was a reply to the command in a private chat
+        assert all(m.reply_to is None for m in fake.messages(PRIVATE))
+        # chatter is ignored, and so is an edit that turns a message into a command
+        await bot.silent(PRIVATE, PRIVATE, "just chatting, no command")
+        uid = fake.push_message(PRIVATE, PRIVATE, "typo")
+        await bot.fake.wait_for_async(lambda: not fake.pending_updates())
+        edited = {**fake.pushed_updates[uid]["message"], "text": "/unsubscribe"}
+        edited["edit_date"] = edited["date"] + 5
+        edited["entities"] = [{"type": "bot_command", "offset": 0, "length": 12}]
+        before = len(fake.messages(PRIVATE))
+        fake.push_update({"edited_message": edited})
+        await bot.fake.wait_for_async(lambda: not fake.pending_updates())
+        await asyncio.sleep(0.3)
+        assert len(fake.messages(PRIVATE)) == before
+        assert bot.store.get_subscription("telegram", str(PRIVATE)).active
+
+
+async def test_every_command_in_a_group(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    at = f"@{BOT}"
+    async with running(tg_config(), fake) as bot:
+        # anyone may read; only admins (chat admins or telegram.admins) may change things
+        assert "To begin" in await bot.reply(GROUP, MEMBER, f"/start{at}")
+        assert "/subscribe cs.LG cs.CL" in await bot.reply(GROUP, MEMBER, "/help")
+        denied = "Only this chat's admins can subscribe this chat."
+        assert denied in await bot.reply(GROUP, MEMBER, "/subscribe cs.CL")
+        assert bot.store.get_subscription("telegram", str(GROUP)) is None
+        assert "Subscribed to cs.CL." in await bot.reply(GROUP, ADMIN, f"/subscribe{at} cs.CL")
+        assert "Only this chat's admins can change the keywords." in await bot.reply(
+            GROUP, MEMBER, "/keywords add agents"
+        )
+        assert "Added: agents." in await bot.reply(GROUP, ADMIN, "/keywords add agents")
+        assert "• agents" in await bot.reply(GROUP, MEMBER, f"/keywords{at} list")
+        assert "Only this chat's admins can change the excluded keywords." in await bot.reply(
+            GROUP, MEMBER, "/exclude add survey"
+        )
+        assert "Added: survey." in await bot.reply(GROUP, LISTED, "/exclude add survey")
+        assert "Only this chat's admins can change settings." in await bot.reply(
+            GROUP, MEMBER, "/settings max 4"
+        )
+        assert "up to 4 papers" in await bot.reply(GROUP, LISTED, "/settings max 4")
+        assert "Digest at 09:00 UTC" in await bot.reply(GROUP, MEMBER, "/settings")
+        assert "Your private feed" in await bot.reply(GROUP, MEMBER, f"/status{at}")
+        assert "Only this chat's admins can mute topics." in await bot.reply(
+            GROUP, MEMBER, "/mute robotics"
+        )
+        assert "Muted: robotics." in await bot.reply(GROUP, ADMIN, "/mute robotics")
+        assert "Unmuted: robotics." in await bot.reply(GROUP, ADMIN, "/unmute robotics")
+        assert "Usage: /settings" in await bot.reply(GROUP, ADMIN, "/settings colour blue")
+        assert "I don't know the command 'frobnicate'" in await bot.reply(
+            GROUP, MEMBER, f"/frobnicate{at}"
+        )
+        # commands for other bots, and unaddressed unknown ones, are none of our business
+        await bot.silent(GROUP, MEMBER, "/help@some_other_bot")
+        await bot.silent(GROUP, MEMBER, "/frobnicate")
+        await bot.silent(GROUP, MEMBER, "hello everyone")
+        # /digest and /summarize work for members too
+        header, *items = await bot.say(GROUP, MEMBER, "/digest", expect=5)
+        assert header.text.startswith("arXiv digest") and len(items) == 4
+        assert all(m.reply_to == header.message_id for m in items)
+        (working,) = await bot.say(GROUP, MEMBER, "/summarize 2601.19278")
+        done = await fake.wait_for_async(
+            lambda: (m := fake.message(GROUP, working.message_id)).edits and m
+        )
+        assert done.edits[0]["text"] == WORKING and done.text.startswith("DART")
+        assert done.reply_to is not None
+        assert "Only this chat's admins can unsubscribe this chat." in await bot.reply(
+            GROUP, MEMBER, "/unsubscribe"
+        )
+        assert "Unsubscribed" in await bot.reply(GROUP, ADMIN, f"/unsubscribe{at}")
+    # in a group every answer is a reply to the command that asked
+    replies = [m for m in fake.messages(GROUP) if not m.text.startswith("arXiv digest")]
+    answers = [m for m in replies if m.reply_markup is None and m.reply_to is not None]
+    assert len(answers) >= 20
+    for m in answers:
+        asked = fake.message(GROUP, m.reply_to)
+        assert asked is not None
+
+
+async def test_admin_status_comes_from_telegram_and_is_cached(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        assert "Subscribed" in await bot.reply(GROUP, ADMIN, "/subscribe cs.LG")
+        await bot.reply(GROUP, ADMIN, "/keywords add a")
+        await bot.reply(GROUP, ADMIN, "/keywords add b")
+        lookups = fake.calls_to("/getChatMember")
+        assert len(lookups) == 1  # cached for a minute
+        assert not fake.calls_to("/getChatMember") or all(
+            c.form().get("user_id") == str(ADMIN) for c in lookups
+        )
+        # telegram.admins needs no lookup at all
+        await bot.reply(GROUP, LISTED, "/keywords add c")
+        assert len(fake.calls_to("/getChatMember")) == 1
+
+
+# -- /summarize ----------------------------------------------------------------------------------
+async def test_summarize_shows_working_then_edits_in_the_summary(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(openai=fake_openai, **{"summaries.max_output_tokens": 5000})
+    async with running(cfg, fake) as bot:
+        await bot.reply(PRIVATE, PRIVATE, "/subscribe cs.CL")
+        fake_openai.latency = 0.5  # slow enough to see "working…" first
+        (working,) = await bot.say(
+            PRIVATE, PRIVATE, "/summarize https://arxiv.org/abs/2601.19278v1"
+        )
+        assert working.text == WORKING
+        done = await fake.wait_for_async(
+            lambda: (m := fake.message(PRIVATE, working.message_id)) and m.edits and m
+        )
+        assert done.edits[0]["text"] == WORKING
+        assert done.text.startswith("DART: Diffusion-Inspired Speculative Decoding")
+        assert "Contributions / novelty" in done.text
+        labels = [b["text"] for b in done.reply_markup["inline_keyboard"][0]]
+        assert labels == ["👍", "👎"]  # the chat is subscribed, so the paper can be rated
+
+        # a summary longer than one message: the rest follows as replies, buttons on the last
+        fake_openai.latency = 0
+        fake_openai.reply_chars = 9000
+        other = corpus.papers_on("2026-01-22")[0]["base_id"]  # not in the summary cache yet
+        (working,) = await bot.say(PRIVATE, PRIVATE, f"/summarize {other}")
+
+        def parts() -> list[StoredMessage]:
+            ms = [m for m in fake.messages(PRIVATE) if m.message_id >= working.message_id]
+            return ms if len(ms) == 3 and ms[-1].reply_markup else []
+
+        first, *rest = await fake.wait_for_async(parts)
+        assert first.edits and first.edits[0]["text"] == WORKING and first.reply_markup is None
+        assert all(m.reply_to == first.message_id for m in rest)
+        assert rest[-1].reply_markup is not None and rest[0].reply_markup is None
+        assert all(utf16_len(m.text) <= MAX_MESSAGE_UNITS for m in [first, *rest])
+        assert sum(m.text.count("Additional discussion") for m in [first, *rest]) > 100
+
+        # errors are edited in too
+        (working,) = await bot.say(PRIVATE, PRIVATE, "/summarize not-a-paper")
+        failed = await fake.wait_for_async(
+            lambda: (m := fake.message(PRIVATE, working.message_id)) and m.edits and m
+        )
+        assert failed.text.startswith("'not-a-paper' is not an arXiv id.")
+
+
+# -- what a digest message looks like ------------------------------------------------------------
+HOSTILE_TITLES = [
+    "<b>Bold</b> claims: </a> closes nothing & &amp; stays &amp;",
+    "_*[Markdown]*_ `code` ~strike~ ||spoiler|| \\escaped",
+    'A <script>alert("x")</script> title with "quotes" & \'apostrophes\' <!-- comment -->',
+    "Entities &lt;tag&gt; &#128512; &#x1F600; &nbsp; AT&T <br/> <i>unclosed",
+]
+
+
+def _italic(letter: str) -> str:
+    if letter == "h":
+        return "\u210e"  # ℎ sits in the BMP; its slot in the math block is empty
+    base = 0x1D44E if letter.islower() else 0x1D434
+    return chr(base + ord(letter.lower()) - ord("a"))
+
+
+def math_alphanumerics(text: str) -> str:
+    """What an LLM often makes of $…$: variables as mathematical italic letters (non-BMP)."""
+
+    def convert(m: re.Match[str]) -> str:
+        return re.sub(
+            r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])", lambda v: _italic(v.group()), m.group(1)
+        )
+
+    return re.sub(r"\$([^$]+)\$", convert, text)
+
+
+def math_papers(n: int) -> list[dict[str, Any]]:
+    """Real abstracts dense with TeX."""
+    papers = [p for p in corpus.load_papers() if p["abstract"].count("$") >= 12]
+    papers.sort(key=lambda p: (-p["abstract"].count("$"), p["base_id"]))
+    return papers[:n]
+
+
+def as_paper(row: dict[str, Any], **changes: Any) -> Paper:
+    authors = row["authors"]
+    if isinstance(authors, str):
+        authors = eval(authors)
+    cats = row["categories"]
+    if isinstance(cats, str):
+        cats = eval(cats)
+    paper = Paper(
+        id=row["base_id"],
+        version=int(str(row["version"]).lstrip("v") or 1),
+        title=row["title"],
+        authors=tuple(authors),
+        categories=tuple(cats),
+        abstract=row["abstract"],
+    )
+    return replace(paper, **changes)
+
+
+async def test_hostile_titles_math_non_bmp_and_long_summaries(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        rows = math_papers(6)
+        papers = [as_paper(r, title=t) for r, t in zip(rows, HOSTILE_TITLES, strict=False)]
+        papers[1] = replace(papers[1], authors=("O'Brien <ob@example.org>", "Ana & Bo"))
+        # a summary of several real math abstracts turned non-BMP: ~3 messages long
+        long_summary = "\n\n".join(math_alphanumerics(r["abstract"]) for r in rows) + " 🚀🧪"
+        assert utf16_len(long_summary) > 2 * MAX_MESSAGE_UNITS
+        bot.store.upsert_papers(papers)
+        items = [
+            ScoredPaper(papers[0], 2.0, summary="**Bold** idea: <b>not a tag</b> & co 𝔽₂"),
+            ScoredPaper(papers[1], 1.5, summary=None, summary_status=SummaryStatus.FAILED),
+            ScoredPaper(papers[2], 1.0, summary=long_summary, summary_status=SummaryStatus.OK),
+            ScoredPaper(papers[3], 0.5, summary="x < y && y > z; ½ 🧮 " * 40),
+        ]
+        digest = Digest(sub, dt.date(2026, 1, 22), items)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.complete and report.sent == 5
+
+        header, *messages = fake.messages(PRIVATE)
+        assert all(m.reply_to == header.message_id for m in messages)
+        assert all(utf16_len(m.text) <= MAX_MESSAGE_UNITS for m in messages)
+        # every title arrives exactly as written, as one link to the paper
+        starts = [m for m in messages if any(m.text.startswith(p.title) for p in papers)]
+        assert len(starts) == 4
+        for paper, msg in zip(papers, starts, strict=False):
+            assert msg.text.startswith(paper.title)
+            link = msg.entities[1] if msg.entities[0]["type"] == "bold" else msg.entities[0]
+            assert link["type"] == "text_link" and link["url"] == paper.url
+            assert link["offset"] == 0 and link["length"] == utf16_len(paper.title)
+        assert "O'Brien <ob@example.org>, Ana & Bo" in starts[1].text
+        assert "Bold idea: <b>not a tag</b> & co 𝔽₂" in starts[0].text
+        assert "⚠ no summary yet: the LLM call failed" in starts[1].text
+        # the long one: several messages, buttons only on the last, nothing lost on the way
+        i = messages.index(starts[2])
+        parts = messages[i : messages.index(starts[3])]
+        assert len(parts) >= 3
+        assert [m.reply_markup is not None for m in parts] == [False] * (len(parts) - 1) + [True]
+        joined = " ".join(m.text for m in parts)
+        for row in rows:
+            words = math_alphanumerics(row["abstract"]).split()
+            assert words[0] in joined and words[-1] in joined
+        assert joined.count("🚀🧪") == 1
+        assert sum(c > "\uffff" for c in joined) > 100  # plenty of non-BMP characters
+        # every part but the last ends where one of the summary's paragraphs ends
+        ends = [q.strip()[-40:] for q in long_summary.split("\n\n")]
+        assert all(any(m.text.endswith(e) for e in ends) for m in parts[:-1])
+        # each part is its own valid HTML (the fake parses strictly): quotes reopen per part
+        assert all(any(e["type"] == "expandable_blockquote" for e in m.entities) for m in parts[1:])
+        assert fake.duplicate_texts(PRIVATE) == {}
+
+
+# -- rate limits and failures --------------------------------------------------------------------
+async def test_a_429_storm_is_waited_out_and_nothing_repeats(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        digest = todays_digest(bot.engine, sub)
+        fake.fail_next(3, status=429, retry_after=1)
+        t0 = asyncio.get_running_loop().time()
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert asyncio.get_running_loop().time() - t0 >= 3  # retry_after honoured each time
+        assert report.complete and report.sent == 4
+        assert fake.rejected_429 == 3
+        assert_sent_once(fake, PRIVATE, digest)
+
+
+async def test_a_storm_beyond_the_retries_pauses_and_resumes_without_loss(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tg_config(), fake, limiter=fast_limiter(max_retries=1)) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        digest = todays_digest(bot.engine, sub)
+        real_send_item = bot.adapter.send_item
+        calls = 0
+
+        async def storm_before_second_item(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                fake.fail_next(2, status=429, retry_after=1)
+            return await real_send_item(*args)
+
+        monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert not report.complete and not report.deactivated
+        assert "flood limit" in report.failed
+        assert report.sent == 2  # header and the first paper
+        states = [r["state"] for r in bot.store.deliveries(sub.id, digest.day)]
+        assert states == ["sent", "sent", "pending", "pending"]
+        assert bot.store.get_subscription("telegram", str(PRIVATE)).active
+
+        monkeypatch.setattr(bot.adapter, "send_item", real_send_item)
+        again = bot.engine.digests([sub], digest.day)[0]
+        report = await deliver(bot.store, bot.adapter, again)
+        assert report.complete and report.sent == 2 and report.already == 2
+        assert_sent_once(fake, PRIVATE, digest)
+        header = fake.messages(PRIVATE)[0]
+        assert all(m.reply_to == header.message_id for m in fake.messages(PRIVATE)[1:])
+
+
+async def test_a_server_error_half_way_loses_nothing_and_sends_nothing_twice(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        digest = todays_digest(bot.engine, sub)
+        # the third paper is long: its second part fails, so its first part is taken back
+        digest.items[2].summary = " ".join(f"Finding {i} holds up." for i in range(1, 800))
+        digest.items[2].summary_status = SummaryStatus.OK
+        real_post = bot.adapter._post
+        posts = 0
+
+        async def fail_fifth_post(*args: Any, **kwargs: Any) -> Any:
+            nonlocal posts
+            posts += 1
+            if posts == 5:
+                fake.fail_next(1, status=500, method="sendMessage")
+            return await real_post(*args, **kwargs)
+
+        monkeypatch.setattr(bot.adapter, "_post", fail_fifth_post)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.failed and not report.deactivated and report.sent == 3
+        shown = fake.sent_texts(PRIVATE)
+        assert len(shown) == 3  # the half-sent paper's first part was deleted again
+        assert len(fake.messages(PRIVATE, include_deleted=True)) == 4
+
+        monkeypatch.setattr(bot.adapter, "_post", real_post)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.complete and report.sent == 1
+        shown = fake.sent_texts(PRIVATE)
+        title = " ".join(digest.items[2].paper.title.split())
+        assert sum(t.startswith(title) for t in shown) == 1
+        parts = render_item(digest.items[2], bot.adapter.top_n)
+        assert len(parts) >= 3
+        assert len(shown) == 3 + len(parts)  # header, two papers, then the long one in parts
+        assert len(set(shown)) == len(shown)
+
+
+async def test_a_row_left_in_flight_by_a_crash_is_sent_on_restart(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        digest = todays_digest(bot.engine, sub)
+        real_send_item = bot.adapter.send_item
+        calls = 0
+
+        async def shutdown_on_third(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise asyncio.CancelledError  # the process is stopped mid-call
+            return await real_send_item(*args)
+
+        monkeypatch.setattr(bot.adapter, "send_item", shutdown_on_third)
+        with pytest.raises(asyncio.CancelledError):
+            await deliver(bot.store, bot.adapter, digest)
+        states = [r["state"] for r in bot.store.deliveries(sub.id, digest.day)]
+        assert states == ["sent", "sent", "sent", "sending"]
+        # Telegram cannot be asked whether it arrived: the row is sent again (the one window
+        # in which a duplicate is possible is a crash *after* Telegram accepted the message)
+        monkeypatch.setattr(bot.adapter, "send_item", real_send_item)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.complete and report.sent == 1 and report.reconciled == 0
+        assert_sent_once(fake, PRIVATE, digest)
+
+
+async def test_a_blocked_or_deleted_chat_is_deactivated_not_retried(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        blocked = subscribe(bot.store, PRIVATE)
+        fake.block(PRIVATE)
+        report = await deliver(bot.store, bot.adapter, todays_digest(bot.engine, blocked))
+        assert report.deactivated and "bot was blocked by the user" in report.failed
+        assert len(fake.calls_to("/sendMessage")) == 1  # no retry of a 403
+        after = bot.store.get_subscription("telegram", str(PRIVATE))
+        assert not after.active and "bot was blocked by the user" in after.deactivated_reason
+        assert after not in bot.store.list_subscriptions()
+
+        gone = subscribe(bot.store, 424242)  # a chat Telegram does not know (deleted)
+        report = await deliver(bot.store, bot.adapter, todays_digest(bot.engine, gone))
+        assert report.deactivated and "chat not found" in report.failed.lower()
+
+        # blocked in the middle of a digest: what was sent stays, the rest is never tried
+        mid = subscribe(bot.store, OTHER_PRIVATE)
+        digest = todays_digest(bot.engine, mid)
+        real_send_item = bot.adapter.send_item
+
+        async def block_before_second(d: Digest, item: ScoredPaper, thread: Any) -> Any:
+            if item is digest.items[1]:
+                fake.block(OTHER_PRIVATE)
+            return await real_send_item(d, item, thread)
+
+        monkeypatch.setattr(bot.adapter, "send_item", block_before_second)
+        report = await deliver(bot.store, bot.adapter, digest)
+        assert report.deactivated and report.sent == 2
+        assert len(fake.sent_texts(OTHER_PRIVATE)) == 2
+        assert not bot.store.get_subscription("telegram", str(OTHER_PRIVATE)).active
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_digest(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    fake.add_chat(-555, "group", "Old group", admins=[ADMIN])
+    fake.migrate(-555, -100555)
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, -555)
+        report = await deliver(bot.store, bot.adapter, todays_digest(bot.engine, sub))
+        assert report.complete and report.sent == 4
+        assert len(fake.sent_texts(-100555)) == 4
+        assert bot.store.subscription_by_id(sub.id).chat == "-100555"
+
+
+async def test_a_note_is_a_plain_message(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        sub = subscribe(bot.store, GROUP)
+        await bot.adapter.send_note(sub, "No new papers matched on <Thu> & that's fine.")
+        (msg,) = fake.messages(GROUP)
+        assert msg.text == "No new papers matched on <Thu> & that's fine."
+        assert msg.reply_markup is None and msg.link_preview_options == {"is_disabled": True}
+        assert await bot.adapter.find_sent(sub, dt.date(2026, 1, 22), "", None) is None
+
+
+async def test_pacing_keeps_one_message_a_second_per_chat(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    fake.enforce_rate_limits = True  # the fake answers 429 past 30/s overall or 1/s per chat
+    cfg = tg_config(**{"telegram.per_chat_interval_s": 1.0})
+    async with running(cfg, fake, limiter=build_rate_limiter(28)) as bot:
+        digests = [
+            todays_digest(bot.engine, subscribe(bot.store, chat))
+            for chat in (PRIVATE, OTHER_PRIVATE)
+        ]
+        t0 = asyncio.get_running_loop().time()
+        reports = await asyncio.gather(*(deliver(bot.store, bot.adapter, d) for d in digests))
+        took = asyncio.get_running_loop().time() - t0
+        assert all(r.complete and r.sent == 4 for r in reports)
+        assert fake.rejected_429 == 0
+        for chat in (PRIVATE, OTHER_PRIVATE):
+            at = [s.at for s in fake.sends(chat)]
+            assert all(b - a >= 1.0 for a, b in itertools.pairwise(at))
+        assert took < 5  # the two chats were served side by side, not one after the other
+
+
+# -- webhook mode -------------------------------------------------------------------------------
+WEBHOOK_SECRET = "herald-test_secret-0123456789"
+
+
+@contextlib.asynccontextmanager
+async def serving(routes: list[web.RouteDef]) -> AsyncIterator[str]:
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_checks_the_secret_and_registers_it(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public = "https://herald.example.org/telegram/webhook"
+    cfg = tg_config(**{"telegram.mode": "webhook", "telegram.webhook_url": public})
+    engine = Engine(cfg)
+    try:
+        with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
+            TelegramAdapter(cfg, engine, Commands(engine))
+        monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        async with running(cfg, fake, engine=engine) as bot:
+            (route,) = bot.adapter.web_routes()
+            assert route.method == "POST" and route.path == "/telegram/webhook"
+            hook = fake.webhook
+            assert hook["url"] == public and hook["secret_token"] == WEBHOOK_SECRET
+            assert hook["allowed_updates"] == ["callback_query", "message"]
+            async with serving(bot.adapter.web_routes()) as base:
+                url = base + "/telegram/webhook"
+                update = {
+                    "update_id": 9001,
+                    "message": {
+                        "message_id": 77,
+                        "date": 1769000000,
+                        "chat": {"id": PRIVATE, "type": "private", "first_name": "Alice"},
+                        "from": {"id": PRIVATE, "is_bot": False, "first_name": "Alice"},
+                        "text": "/help",
+                        "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                    },
+                }
+                assert await fake.apost_update_raw(url, update, secret="wrong") == 403
+                assert await fake.apost_update_raw(url, update, secret=None) == 403
+                assert await fake.apost_update_raw(url, update, secret=WEBHOOK_SECRET[:-1]) == 403
+                await asyncio.sleep(0.2)
+                assert fake.sent_texts(PRIVATE) == []  # refused updates were not handled
+                bad = await fake.apost_update_raw(url, {"no": "update"}, secret=WEBHOOK_SECRET)
+                assert bad == 400
+                assert await fake.apost_update_raw(url, update, secret=WEBHOOK_SECRET) == 200
+                await fake.wait_for_async(lambda: fake.sent_texts(PRIVATE))
+                assert "/subscribe cs.LG cs.CL" in fake.sent_texts(PRIVATE)[0]
+
+                # and the real thing: Telegram delivers a user's message to the webhook
+                fake.webhook_redirect = url
+                await bot.say(PRIVATE, PRIVATE, "/subscribe cs.CL")
+                assert bot.store.get_subscription("telegram", str(PRIVATE)).active
+                assert all(d.secret_sent and d.status == 200 for d in fake.webhook_deliveries)
+            assert not fake.calls_to("/getUpdates")  # no polling in webhook mode
+    finally:
+        engine.store.close()
+
+
+# -- secrets -------------------------------------------------------------------------------------
+async def test_the_token_never_reaches_the_logs(
+    tg_config: Callable[..., Config], fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with running(tg_config(), fake) as bot:
+        await bot.reply(PRIVATE, PRIVATE, "/subscribe cs.LG")
+        fake.fail_next(1, status=429, retry_after=1)
+        await bot.say(PRIVATE, PRIVATE, "/digest", expect=4)
+        fake.block(OTHER_PRIVATE)
+        sub = subscribe(bot.store, OTHER_PRIVATE)
+        await deliver(bot.store, bot.adapter, todays_digest(bot.engine, sub))
+    assert caplog.records, "the run should have logged something"
+    secret_part = fake.token.split(":", 1)[1]
+    assert secret_part not in caplog.text
+    assert all(secret_part not in str(r.args) for r in caplog.records)

@@ -1,0 +1,146 @@
+"""The web app: /healthz, RSS/Atom feeds (parsed with feedparser), the HTML digest page."""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import aiohttp
+import feedparser
+import pytest
+
+from bot.app import Service
+from bot.config import Config
+from bot.engine import Engine
+from bot.models import Paper, Subscription
+from tests.conftest import DAY
+from tests.fakes.arxiv import FakeArxiv
+from tests.fakes.recorder import RecordingAdapter
+
+
+@pytest.fixture
+async def running(
+    make_config: Callable[..., Config], fake_arxiv: FakeArxiv
+) -> AsyncIterator[Service]:
+    cfg = make_config(**{"learning.enabled": False, "web.port": 0})
+    eng = Engine(cfg)
+    assert eng.fetch().status == "ok"
+    svc = Service(cfg, eng, adapters={"test": RecordingAdapter()})
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+async def get(svc: Service, path: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as s, s.get(svc.web.url + path) as r:
+        return r.status, r.headers.get("Content-Type", ""), await r.text()
+
+
+async def test_healthz_reports_every_part(running: Service) -> None:
+    status, ctype, body = await get(running, "/healthz")
+    assert status == 200 and ctype.startswith("application/json")
+    import json
+
+    data = json.loads(body)
+    assert data["status"] == "ok" and data["database"] is True and data["scheduler"] is True
+    assert data["last_fetch"]["day"] == DAY and data["adapters"] == {"test": True}
+
+
+async def test_healthz_reflects_a_broken_database(running: Service) -> None:
+    running.store.db.conn.close()  # the file vanished / the disk failed
+    try:
+        status, _, body = await get(running, "/healthz")
+        assert status == 503
+        assert '"database": false' in body and '"status": "degraded"' in body
+    finally:
+        running.store.db.conn = sqlite3.connect(running.store.path, check_same_thread=False)
+        running.store.db.conn.row_factory = sqlite3.Row
+
+
+async def test_healthz_reflects_a_disconnected_adapter(running: Service) -> None:
+    running.adapters["test"].connected = False
+    status, _, body = await get(running, "/healthz")
+    assert status == 503 and '"test": false' in body
+
+
+async def test_feeds_all_and_category(running: Service) -> None:
+    digest = running.engine.digest()
+    for path, version in (("/feeds/all.xml", "rss20"), ("/feeds/all.atom", "atom10")):
+        status, ctype, body = await get(running, path)
+        assert status == 200 and "xml" in ctype
+        feed = feedparser.parse(body)
+        assert not feed.bozo and feed.version == version
+        assert [e.link for e in feed.entries] == [i.paper.url for i in digest.items]
+        assert "Score:" in (feed.entries[0].get("summary") or feed.entries[0].content[0].value)
+    status, _, body = await get(running, "/feeds/cs.CL.xml")
+    feed = feedparser.parse(body)
+    assert status == 200 and feed.entries
+    want = {i.paper.url for i in digest.items if "cs.CL" in i.paper.categories}
+    assert {e.link for e in feed.entries} == want
+    status, _, body = await get(running, "/feeds/cs.NOPE.xml")
+    assert status == 404 and "not an arXiv category" in body
+
+
+async def test_per_subscription_feed_is_unguessable(running: Service) -> None:
+    base = running.engine.default_subscription()
+    sub = running.store.upsert_subscription(
+        replace(
+            base, id=None, platform="test", chat="c9", name="", feed_token="", keywords=("robot",)
+        )
+    )
+    assert len(sub.feed_token) >= 20
+    status, _, body = await get(running, f"/feeds/s/{sub.feed_token}.xml")
+    feed = feedparser.parse(body)
+    assert status == 200 and feed.entries
+    assert all("robot" in (e.title + e.summary).lower() for e in feed.entries)
+    assert (await get(running, "/feeds/s/guess.xml"))[0] == 404
+    assert (await get(running, "/feeds/s/" + "x" * 24 + ".xml"))[0] == 404
+    # The chat's /status shows that URL.
+    from bot.commands import make_command
+
+    reply = running.commands.handle(make_command("test", "c9", "u", "/status"))
+    assert f"/feeds/s/{sub.feed_token}.xml" in reply.text
+
+
+async def test_html_page_shows_recent_digests(running: Service) -> None:
+    digest = running.engine.digest()
+    status, ctype, body = await get(running, "/")
+    assert status == 200 and ctype.startswith("text/html")
+    assert 'name=viewport content="width=device-width' in body
+    assert "Thu 22 Jan 2026" in body
+    first = digest.items[0]
+    assert html.escape(first.paper.title) in body
+    assert first.paper.url in body
+    assert "Why:" in body and html.escape(first.reasons[0].text) in body
+    assert body.count("<article>") == len(digest.items)
+
+
+async def test_html_escapes_hostile_titles(running: Service, fake_arxiv: FakeArxiv) -> None:
+    from bot.models import Announcement
+
+    hostile = Paper(
+        "2601.99999",
+        1,
+        '<script>alert(1)</script> Efficient Sparse LLM Inference & Training "quoted"',
+        ("<b>x</b>",),
+        ("cs.LG",),
+        "An LLM <img src=x onerror=alert(1)> paper about distributed parallel pipeline kernels.",
+    )
+    running.store.upsert_papers([hostile])
+    running.store.record_announcements(
+        [Announcement(hostile.id, running.engine.latest_day(), "cs.LG", "new")]
+    )
+    running.web._cache.clear()
+    status, _, body = await get(running, "/")
+    assert status == 200
+    assert "<script>alert" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_subscription_label_for_page() -> None:
+    s = Subscription(1, "slack", "C1", ("cs.LG",))
+    assert s.label == "slack:C1"
