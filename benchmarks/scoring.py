@@ -232,15 +232,19 @@ def main() -> None:
     print("best of 3 (the original loop: one run)")
     print(f"  herald scoring (top-30 scores per subscription, like the original): {t_score:7.3f} s")
     print(f"  herald rank (the same + {items:,} explained ScoredPaper items):     {t_rank:7.3f} s")
+    hits = best["floor"][1]
     print(
-        f"  floor: one pyahocorasick pass over all distinct keywords:         {t_floor:7.3f} s  ({best['floor'][1]:,} hits)"
+        f"  floor: one pyahocorasick pass over all distinct keywords: {t_floor:7.3f} s "
+        f"({hits:,} hits)"
     )
     print(f"  original per-subscription per-keyword substring loop:             {t_orig:7.3f} s")
     print(
-        f"  => scoring is {t_orig / t_score:,.0f}x faster than the original (target >= 50x); rank {t_orig / t_rank:,.0f}x"
+        f"  => scoring is {t_orig / t_score:,.0f}x faster than the original (target >= 50x); "
+        f"rank {t_orig / t_rank:,.0f}x"
     )
     print(
-        f"  => scoring is {t_score / t_floor:.2f}x the single-pass floor (target <= 3x); rank {t_rank / t_floor:.2f}x"
+        f"  => scoring is {t_score / t_floor:.2f}x the single-pass floor (target <= 3x); "
+        f"rank {t_rank / t_floor:.2f}x"
     )
     print(
         f"  (top-30 score lists identical to the original's for {same}/{len(subs)} subscriptions;"

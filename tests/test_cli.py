@@ -21,19 +21,25 @@ from tests.fakes.arxiv import FakeArxiv
 REPO = Path(__file__).resolve().parents[1]
 
 
-def herald(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def herald(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script, as a user would."""
     exe = Path(sys.executable).with_name("herald")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bot"]
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
 
 
 def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     block = re.search(r"```(?:sh|bash|console)\n(.*?)```", text, re.S)
     assert block, "README.md has no shell block with the set-up commands"
-    return [ln.strip() for ln in block.group(1).splitlines() if ln.strip() and not ln.startswith("#")]
+    return [
+        ln.strip() for ln in block.group(1).splitlines() if ln.strip() and not ln.startswith("#")
+    ]
 
 
 def test_readme_names_the_two_setup_commands() -> None:
@@ -44,12 +50,14 @@ def test_readme_names_the_two_setup_commands() -> None:
     assert "pytest" in ci and "ruff check" in ci and "ruff format --check" in ci
 
 
-def test_herald_run_writes_every_embedded_output(write_config: Callable[..., Path], tmp_path: Path) -> None:
+def test_herald_run_writes_every_embedded_output(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     cfg = write_config(outputs={"console": True})
     result = herald("run", env={"HERALD_CONFIG": str(cfg)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert f"arXiv digest · Thu 22 Jan 2026" in result.stdout
+    assert "arXiv digest · Thu 22 Jan 2026" in result.stdout
     md = (tmp_path / "digest.md").read_text()
     assert "## 📚 Recent Papers" in md and "### 1. [" in md
     feed = feedparser.parse((tmp_path / "feed.xml").read_bytes())
@@ -70,7 +78,19 @@ def test_digest_json_format(write_config: Callable[..., Path]) -> None:
     obj = json.loads(result.stdout)
     assert set(obj) >= {"day", "subscription", "items"}
     item = obj["items"][0]
-    for key in ("id", "version", "title", "authors", "categories", "announce_type", "score", "reasons", "summary", "summary_status", "url"):
+    for key in (
+        "id",
+        "version",
+        "title",
+        "authors",
+        "categories",
+        "announce_type",
+        "score",
+        "reasons",
+        "summary",
+        "summary_status",
+        "url",
+    ):
         assert key in item
     assert item["score"] >= obj["items"][-1]["score"]
 
@@ -93,7 +113,9 @@ def test_lookup_and_bad_id(write_config: Callable[..., Path]) -> None:
     assert "is not an arXiv id" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_fetch_failure_is_a_message(write_config: Callable[..., Path], fake_arxiv: FakeArxiv) -> None:
+def test_fetch_failure_is_a_message(
+    write_config: Callable[..., Path], fake_arxiv: FakeArxiv
+) -> None:
     fake_arxiv.rss_mode = "http500"
     cfg = str(write_config())
     result = herald("--config", cfg, "fetch")
@@ -105,7 +127,9 @@ def test_fetch_failure_is_a_message(write_config: Callable[..., Path], fake_arxi
 
 
 def test_bad_day_argument(write_config: Callable[..., Path]) -> None:
-    result = CliRunner().invoke(main, ["--config", str(write_config()), "digest", "--day", "22/01/2026"])
+    result = CliRunner().invoke(
+        main, ["--config", str(write_config()), "digest", "--day", "22/01/2026"]
+    )
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
 
 

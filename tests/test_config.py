@@ -21,8 +21,18 @@ def test_shipped_default_is_valid_and_documents_the_required_keys() -> None:
     assert cfg.arxiv.api_url == "https://export.arxiv.org/api/query"
     assert cfg.arxiv.pdf_url == "https://arxiv.org/pdf/{id}"
     for key in (
-        "database:", "days_back:", "keywords:", "exclude_keywords:", "min_score:", "max_papers:",
-        "title_weight:", "mode:", "outputs:", "api_key_env:", "top_n:", "daily_budget",
+        "database:",
+        "days_back:",
+        "keywords:",
+        "exclude_keywords:",
+        "min_score:",
+        "max_papers:",
+        "title_weight:",
+        "mode:",
+        "outputs:",
+        "api_key_env:",
+        "top_n:",
+        "daily_budget",
     ):
         assert key in text
     # Comments explain the keys (a line of comment per few keys at least).
@@ -53,7 +63,10 @@ def test_env_var_selects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"scoring": {"keywrods": ["x"]}}, "scoring.keywrods: unknown key; did you mean 'keywords'?"),
+        (
+            {"scoring": {"keywrods": ["x"]}},
+            "scoring.keywrods: unknown key; did you mean 'keywords'?",
+        ),
         ({"bogus": 1}, "bogus: unknown key"),
         ({"scoring": {"min_score": "lots"}}, "scoring.min_score: "),
         ({"scoring": {"max_papers": 0}}, "scoring.max_papers"),
@@ -61,7 +74,10 @@ def test_env_var_selects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ({"arxiv": {"categories": "cs.LG"}}, "arxiv.categories"),
         ({"arxiv": {"announce_types": ["old"]}}, "arxiv.announce_types[0]"),
         ({"arxiv": {"rss_url": "https://x/rss"}}, "{categories}"),
-        ({"schedule": {"fetch": "61 5 * * *"}}, "schedule.fetch: '61 5 * * *' is not a valid crontab"),
+        (
+            {"schedule": {"fetch": "61 5 * * *"}},
+            "schedule.fetch: '61 5 * * *' is not a valid crontab",
+        ),
         ({"schedule": {"default_timezone": "Mars/Olympus"}}, "unknown timezone 'Mars/Olympus'"),
         ({"schedule": {"default_time": "9am"}}, "write it as HH:MM"),
         ({"slack": {"mode": "carrier-pigeon"}}, "slack.mode"),

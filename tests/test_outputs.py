@@ -20,7 +20,7 @@ from bot.scoring import explain
 from tests.conftest import DAY
 
 HOSTILE = (
-    'Attack <script>alert(1)</script> & [link](http://evil) *bold* `code` </details> '
+    "Attack <script>alert(1)</script> & [link](http://evil) *bold* `code` </details> "
     "<!channel> \x07 _*["
 )
 
@@ -34,7 +34,15 @@ def _hostile_digest(engine: Engine) -> Digest:
     real = d.items[0].paper
     p = Paper(real.id, real.version, HOSTILE, ("Ann <b>Bold</b>",), real.categories, HOSTILE)
     score, reasons = explain(p, d.subscription)
-    item = ScoredPaper(p, score, reasons, category=p.primary_category, summary="Fine **md**\n</details><b>x</b>", summary_status=SummaryStatus.OK, summary_model="m<o>del")
+    item = ScoredPaper(
+        p,
+        score,
+        reasons,
+        category=p.primary_category,
+        summary="Fine **md**\n</details><b>x</b>",
+        summary_status=SummaryStatus.OK,
+        summary_model="m<o>del",
+    )
     d.items = [item, *d.items[1:3]]
     return d
 
@@ -48,11 +56,20 @@ def test_markdown_matches_the_original_readme_format(engine: Engine) -> None:
     assert "- **Categories Monitored**: cs.AI, cs.CL, cs.DC, cs.LG" in md
     first = d.items[0]
     assert f"### 1. [{escape_inline(first.paper.title)}]({first.paper.url})" in md
-    for field in ("**Authors**:", "**Category**:", "**Published**: 2026-01-22", "**Score**:", "**Type**: new", "**ArXiv ID**:"):
+    for field in (
+        "**Authors**:",
+        "**Category**:",
+        "**Published**: 2026-01-22",
+        "**Score**:",
+        "**Type**: new",
+        "**ArXiv ID**:",
+    ):
         assert field in md
     # The abstract is cut at 300 characters like the original.
     abstract = " ".join(first.paper.abstract.split())
-    assert abstract[:300].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "..." in md
+    assert (
+        abstract[:300].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "..." in md
+    )
     assert md.count("\n---") >= len(d.items)
 
 
@@ -63,7 +80,9 @@ def test_markdown_summary_block_and_markers(engine: Engine) -> None:
     d.items[1].summary_status = SummaryStatus.FAILED
     d.items[1].summary_note = "HTTP 500"
     md = render_markdown(d, top_n=15)
-    assert "<summary><strong>🤖 AI Summary (by qwen-long)</strong> - Click to expand</summary>" in md
+    assert (
+        "<summary><strong>🤖 AI Summary (by qwen-long)</strong> - Click to expand</summary>" in md
+    )
     assert "LLM call failed (HTTP 500)" in md
 
 
@@ -78,7 +97,13 @@ def test_feeds_parse_with_feedparser(engine: Engine) -> None:
     d = _hostile_digest(engine)
     day = d.day
     for atom in (False, True):
-        xml = render_feed([(day, i) for i in d.items], title="t", link="http://h/", self_url="http://h/f.xml", atom=atom)
+        xml = render_feed(
+            [(day, i) for i in d.items],
+            title="t",
+            link="http://h/",
+            self_url="http://h/f.xml",
+            atom=atom,
+        )
         parsed = feedparser.parse(xml)
         assert not parsed.bozo, parsed.bozo_exception
         assert len(parsed.entries) == len(d.items)
@@ -95,7 +120,19 @@ def test_json_shape(engine: Engine) -> None:
     d = _digest(engine)
     obj = json.loads(json.dumps(digest_to_dict(d)))
     assert obj["day"] == DAY and obj["subscription"]["name"] == "default"
-    keys = {"id", "version", "title", "authors", "categories", "announce_type", "score", "reasons", "summary", "summary_status", "url"}
+    keys = {
+        "id",
+        "version",
+        "title",
+        "authors",
+        "categories",
+        "announce_type",
+        "score",
+        "reasons",
+        "summary",
+        "summary_status",
+        "url",
+    }
     assert keys <= set(obj["items"][0])
     assert obj["items"][0]["reasons"][0]["text"]
 

@@ -26,7 +26,9 @@ def sub(**kw: object) -> Subscription:
     return Subscription(**base)  # type: ignore[arg-type]
 
 
-def paper(title: str, abstract: str = "", cats: tuple[str, ...] = ("cs.LG",), pid: str = "2601.00001") -> Paper:
+def paper(
+    title: str, abstract: str = "", cats: tuple[str, ...] = ("cs.LG",), pid: str = "2601.00001"
+) -> Paper:
     return Paper(pid, 1, title, ("A. Author",), cats, abstract)
 
 
@@ -46,7 +48,10 @@ def test_phrases_match_across_hyphens_and_case_and_plurals() -> None:
     assert score == 2.5
     assert {r.terms[0] for r in reasons} == {"speculative decoding", "LLM"}
     # A phrase does not match its words apart.
-    score, _ = explain(paper("Speculative execution", "Decoding of codes."), sub(keywords=("speculative decoding",)))
+    score, _ = explain(
+        paper("Speculative execution", "Decoding of codes."),
+        sub(keywords=("speculative decoding",)),
+    )
     assert score == 0
 
 
@@ -63,9 +68,11 @@ def test_exclude_and_mute_drop_with_a_reason() -> None:
     assert reasons[-1].kind == "exclude" and "survey" in reasons[-1].text
     _, reasons = explain(paper("An LLM benchmark"), s)
     assert reasons[-1].kind == "muted"
-    cands = [Listing(paper("An LLM survey", pid="2601.00001"), (("cs.LG", "new"),)),
-             Listing(paper("An LLM benchmark", pid="2601.00002"), (("cs.LG", "new"),)),
-             Listing(paper("An LLM method", pid="2601.00003"), (("cs.LG", "new"),))]
+    cands = [
+        Listing(paper("An LLM survey", pid="2601.00001"), (("cs.LG", "new"),)),
+        Listing(paper("An LLM benchmark", pid="2601.00002"), (("cs.LG", "new"),)),
+        Listing(paper("An LLM method", pid="2601.00003"), (("cs.LG", "new"),)),
+    ]
     (items,) = rank(cands, [s])
     assert [i.paper.id for i in items] == ["2601.00003"]
 
@@ -73,7 +80,10 @@ def test_exclude_and_mute_drop_with_a_reason() -> None:
 def test_min_score_and_max_papers_and_order() -> None:
     s = sub(keywords=("a1", "b2", "c3"), min_score=1.0, max_papers=2, title_weight=0.0)
     texts = ["a1", "a1 b2", "a1 b2 c3", "nothing"]
-    cands = [Listing(paper("t", x, pid=f"2601.0000{i}"), (("cs.LG", "new"),)) for i, x in enumerate(texts)]
+    cands = [
+        Listing(paper("t", x, pid=f"2601.0000{i}"), (("cs.LG", "new"),))
+        for i, x in enumerate(texts)
+    ]
     (items,) = rank(cands, [s])
     assert [i.score for i in items] == [3.0, 2.0]
     (all_items,) = rank(cands, [s], limit=False)
@@ -101,7 +111,10 @@ def test_one_pass_fans_out_to_many_subscriptions() -> None:
 
 def test_parse_keywords_keeps_quoted_phrases() -> None:
     assert parse_keywords('add "speculative decoding" RL “draft model”') == [
-        "add", "speculative decoding", "RL", "draft model"
+        "add",
+        "speculative decoding",
+        "RL",
+        "draft model",
     ]
     assert normalize("GPT-4o & FP8!") == "gpt 4o fp8"
 
@@ -121,10 +134,22 @@ def seed_rows() -> list[tuple[dict, dict]]:
 
 
 def test_seed_mode_reproduces_the_original_scores(seed_rows: list[tuple[dict, dict]]) -> None:
-    s = sub(keywords=tuple(SEED_KEYWORDS), mode="seed", categories=("cs.AI", "cs.CL", "cs.DC", "cs.LG"))
+    s = sub(
+        keywords=tuple(SEED_KEYWORDS), mode="seed", categories=("cs.AI", "cs.CL", "cs.DC", "cs.LG")
+    )
     matched = 0
     for row, p in seed_rows:
-        score, _ = explain(Paper(p["base_id"], 1, p["title"], tuple(p["authors"]), tuple(p["categories"]), p["abstract"]), s)
+        score, _ = explain(
+            Paper(
+                p["base_id"],
+                1,
+                p["title"],
+                tuple(p["authors"]),
+                tuple(p["categories"]),
+                p["abstract"],
+            ),
+            s,
+        )
         matched += score == row["score"]
     # 2,105 rows since the final list; the few misses are papers whose stored title or
     # abstract differs from the version the original bot read that day.

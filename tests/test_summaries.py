@@ -54,7 +54,9 @@ def _digest(eng: Engine, **sub_changes: object) -> Digest:
     return d
 
 
-def test_top_n_summarized_rest_skipped(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_top_n_summarized_rest_skipped(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 3})
     d = _digest(eng)
     eng.summarize_digests([d])
@@ -63,13 +65,19 @@ def test_top_n_summarized_rest_skipped(llm_engine: Callable[..., Engine], fake_o
     assert set(statuses[3:]) == {SummaryStatus.SKIPPED}
     assert fake_openai.requests == 3
     # Each summary is the one the LLM wrote for that paper (title in the prompt).
-    for item, prompt in zip(d.items[:3], sorted(fake_openai.prompts, key=lambda p: p["at"]), strict=False):
+    for item, prompt in zip(
+        d.items[:3], sorted(fake_openai.prompts, key=lambda p: p["at"]), strict=False
+    ):
         assert item.summary and parse_marker(item.summary)
-        assert any(item.paper.title in m["content"] for p in fake_openai.prompts for m in p["messages"])
+        assert any(
+            item.paper.title in m["content"] for p in fake_openai.prompts for m in p["messages"]
+        )
         assert prompt["model"] == eng.config.summaries.model
 
 
-def test_cache_across_subscriptions_and_runs(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_cache_across_subscriptions_and_runs(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 4})
     a, b = _digest(eng), _digest(eng, id=999, name="other")
     eng.summarize_digests([a, b])
@@ -106,7 +114,9 @@ def test_language_model_and_prompt_changes_make_new_keys(
     assert fake_openai.prompts[-1]["messages"][0]["content"] == "Summarize in two sentences."
 
 
-def test_concurrency_limit_and_single_flight(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_concurrency_limit_and_single_flight(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 12, "summaries.max_workers": 3})
     fake_openai.latency = 0.2
     d = _digest(eng)
@@ -140,7 +150,9 @@ def test_missing_key_is_visible_and_calls_nothing(
     assert "no summary: no LLM API key is configured" in render_markdown(d)
 
 
-def test_failure_is_reported_and_retried_next_run(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_failure_is_reported_and_retried_next_run(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 1})
     fake_openai.fail_always(500)
     d = _digest(eng)
@@ -155,7 +167,9 @@ def test_failure_is_reported_and_retried_next_run(llm_engine: Callable[..., Engi
     assert again.items[0].summary_status == SummaryStatus.OK
 
 
-def test_429_retry_after_is_honoured_by_the_client(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_429_retry_after_is_honoured_by_the_client(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 1})
     fake_openai.fail_next(1, status=429, retry_after=1)
     t0 = time.monotonic()
@@ -166,8 +180,12 @@ def test_429_retry_after_is_honoured_by_the_client(llm_engine: Callable[..., Eng
     assert fake_openai.attempts == 2
 
 
-def test_hung_endpoint_ends_at_the_timeout(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
-    eng = llm_engine(**{"summaries.top_n": 1, "summaries.timeout_s": 0.5, "summaries.max_retries": 0})
+def test_hung_endpoint_ends_at_the_timeout(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
+    eng = llm_engine(
+        **{"summaries.top_n": 1, "summaries.timeout_s": 0.5, "summaries.max_retries": 0}
+    )
     fake_openai.hang = True
     t0 = time.monotonic()
     d = _digest(eng)
@@ -180,7 +198,13 @@ def test_hung_endpoint_ends_at_the_timeout(llm_engine: Callable[..., Engine], fa
 def test_budget_stops_calls_and_says_so(
     llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    eng = llm_engine(**{"summaries.top_n": 6, "summaries.max_workers": 1, "summaries.daily_budget": {"tokens": 1}})
+    eng = llm_engine(
+        **{
+            "summaries.top_n": 6,
+            "summaries.max_workers": 1,
+            "summaries.daily_budget": {"tokens": 1},
+        }
+    )
     d = _digest(eng)
     with caplog.at_level(logging.WARNING):
         eng.summarize_digests([d])
@@ -195,19 +219,28 @@ def test_budget_stops_calls_and_says_so(
 
 
 def test_money_budget(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
-    eng = llm_engine(**{
-        "summaries.top_n": 3, "summaries.max_workers": 1,
-        "summaries.prices": {"input": 1000.0, "output": 1000.0},
-        "summaries.daily_budget": {"money": 0.5},
-    })
+    eng = llm_engine(
+        **{
+            "summaries.top_n": 3,
+            "summaries.max_workers": 1,
+            "summaries.prices": {"input": 1000.0, "output": 1000.0},
+            "summaries.daily_budget": {"money": 0.5},
+        }
+    )
     d = _digest(eng)
     eng.summarize_digests([d])
-    assert [i.summary_status for i in d.items[:3]] == [SummaryStatus.OK, SummaryStatus.BUDGET, SummaryStatus.BUDGET]
+    assert [i.summary_status for i in d.items[:3]] == [
+        SummaryStatus.OK,
+        SummaryStatus.BUDGET,
+        SummaryStatus.BUDGET,
+    ]
     usage = eng.store.usage_on(dt.datetime.now(dt.UTC).date())
     assert usage["cost"] > 0.5 and usage["calls"] == 1
 
 
-def test_fulltext_from_the_pdf_drops_references(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI) -> None:
+def test_fulltext_from_the_pdf_drops_references(
+    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
+) -> None:
     eng = llm_engine(**{"summaries.top_n": 1, "summaries.source": "fulltext"})
     d = _digest(eng)
     eng.summarize_digests([d])
@@ -260,7 +293,10 @@ def test_pdf_text_helpers(fake_arxiv: FakeArxiv) -> None:
 
 
 def test_api_key_never_reaches_logs(
-    llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    llm_engine: Callable[..., Engine],
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bot.logs import setup_logging
@@ -279,7 +315,9 @@ def test_api_key_never_reaches_logs(
     assert "[redacted]" in err
 
 
-def test_cli_summarize_and_usage(write_config: Callable[..., Path], fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_summarize_and_usage(
+    write_config: Callable[..., Path], fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_ENV, fake_openai.api_key)
     cfg = str(write_config(openai=fake_openai, learning={"enabled": False}))
     runner = CliRunner()
@@ -288,7 +326,9 @@ def test_cli_summarize_and_usage(write_config: Callable[..., Path], fake_openai:
     assert "LLMOrbit" in first.output and "1." in first.output
     again = runner.invoke(main, ["--config", cfg, "summarize", "https://arxiv.org/abs/2601.14053"])
     assert again.exit_code == 0 and fake_openai.requests == 1
-    zh = runner.invoke(main, ["--config", cfg, "summarize", "2601.14053", "--lang", "zh", "--fresh"])
+    zh = runner.invoke(
+        main, ["--config", cfg, "summarize", "2601.14053", "--lang", "zh", "--fresh"]
+    )
     assert zh.exit_code == 0 and fake_openai.requests == 2
     bad = runner.invoke(main, ["--config", cfg, "summarize", "2601.1"])
     assert bad.exit_code == 1 and "not" in bad.output
@@ -297,13 +337,15 @@ def test_cli_summarize_and_usage(write_config: Callable[..., Path], fake_openai:
     assert "total" in usage.output and " 2 " in usage.output
 
 
-def test_digest_json_fills_summary_fields(write_config: Callable[..., Path], fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_digest_json_fills_summary_fields(
+    write_config: Callable[..., Path], fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(KEY_ENV, fake_openai.api_key)
     cfg = str(write_config(openai=fake_openai, learning={"enabled": False}, summaries={"top_n": 2}))
     runner = CliRunner()
     assert runner.invoke(main, ["--config", cfg, "fetch"]).exit_code == 0
     out = runner.invoke(main, ["--config", cfg, "digest", "--format", "json"])
     assert out.exit_code == 0, out.output
-    items = json.loads(out.output[out.output.index("{"):])["items"]
+    items = json.loads(out.output[out.output.index("{") :])["items"]
     assert [i["summary_status"] for i in items[:3]] == ["ok", "ok", "skipped"]
     assert items[0]["summary"]

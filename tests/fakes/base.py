@@ -9,6 +9,7 @@ event loop in a daemon thread, so it works the same from synchronous code (``req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -75,10 +76,8 @@ class FakeServer:
         if self._loop is None:
             return
         fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        try:
+        with contextlib.suppress(Exception):
             fut.result(10)
-        except Exception:  # noqa: BLE001 - best effort on teardown
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(10)
@@ -124,7 +123,9 @@ class FakeServer:
         """Hook for subclasses (close websockets, wake long polls)."""
 
     @web.middleware
-    async def _record(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    async def _record(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
         body = await request.read()
         call = Call(
             method=request.method,
