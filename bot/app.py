@@ -94,6 +94,21 @@ class Service:
         # After downtime: finish half-sent digests, then whatever became due while we were away.
         self.spawn(self.resume())
 
+    async def run_once(self) -> list[DeliveryReport]:
+        """``herald run`` with chats configured: deliver every due digest now, then leave."""
+        set_service(self)
+        self.engine.default_subscription()
+        self.build_adapters()
+        try:
+            for adapter in self.adapters.values():
+                await adapter.connect()
+            return await self.run_digests()
+        finally:
+            for adapter in self.adapters.values():
+                with contextlib.suppress(Exception):
+                    await adapter.disconnect()
+            set_service(None)
+
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

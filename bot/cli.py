@@ -239,6 +239,18 @@ def run(state: State, no_summaries: bool) -> None:
         summarize_with_progress(engine, [d])
     for line in write_outputs(engine, d):
         click.echo(line, err=True)
+    cfg = state.config
+    if cfg.slack.enabled or cfg.telegram.enabled:
+        import asyncio
+
+        from bot.app import Service
+
+        reports = asyncio.run(Service(cfg, engine).run_once())
+        for r in reports:
+            outcome = f"failed: {r.failed}" if r.failed else f"{r.sent} messages sent"
+            click.echo(f"{r.subscription.label} {r.day}: {outcome}", err=True)
+        if not reports:
+            click.echo("chats: no digest due", err=True)
 
 
 @main.command()

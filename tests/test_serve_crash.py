@@ -189,3 +189,22 @@ def test_sigterm_during_fanout_finishes_the_message_in_flight(
         assert len(sent) == len(posts(fake_slack))
     finally:
         store.close()
+
+
+def test_herald_run_delivers_due_digests_to_chats_once(
+    serve_env: tuple[dict[str, str], Path], fake_slack: FakeSlack
+) -> None:
+    env, cwd = serve_env
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run", "--no-summaries"],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    headers, papers = papers_in_thread(fake_slack)
+    assert headers == 1 and len(papers) == MAX and set(papers.values()) == {1}
+    assert "messages sent" in done.stderr or "no digest due" in done.stderr
