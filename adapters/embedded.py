@@ -45,13 +45,18 @@ def feed_entries(
     return entries
 
 
-def write_outputs(engine: Engine, digest: Digest, console: Console | None = None) -> list[str]:
-    """Write every output the config turns on; returns one line per output for the log."""
+def write_outputs(
+    engine: Engine, digest: Digest, console: Console | None = None, *, terminal: bool = True
+) -> list[str]:
+    """Write every output the config turns on; returns one line per output for the log.
+
+    ``terminal=False`` skips the console output (``herald serve`` keeps only the files fresh).
+    """
     cfg = engine.config
     out = cfg.outputs
     top_n = cfg.summaries.top_n
     done: list[str] = []
-    if out.console:
+    if out.console and terminal:
         render_console(digest, console or Console(), top_n)
     if out.markdown:
         path = cfg.path(out.markdown)

@@ -161,21 +161,16 @@ class Service:
             await self.send_no_papers_notes(report.day)
 
     def write_embedded_outputs(self) -> None:
-        """Keep the Markdown and feed files of the default subscription fresh, as `herald run`."""
+        """Keep the Markdown and feed files of the default subscription fresh, as `herald run`
+        writes them (the web app's feeds and page show the same digests, live)."""
         from adapters.embedded import write_outputs
 
         try:
             digest = self.engine.digest()
-            self.engine.attach_cached_summaries(digest.items, digest.subscription)
-            cfg = self.config.model_copy(deep=True)
-            cfg.outputs.console = False
-            saved = self.engine.config
-            self.engine.config = cfg
-            try:
-                for line in write_outputs(self.engine, digest):
-                    log.info("%s", line)
-            finally:
-                self.engine.config = saved
+            # Like `herald run`: the top N get summaries (cached ones cost nothing).
+            self.engine.summarize_digests([digest])
+            for line in write_outputs(self.engine, digest, terminal=False):
+                log.info("%s", line)
         except Exception:
             log.exception("writing the embedded outputs failed")
 
