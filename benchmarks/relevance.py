@@ -342,21 +342,9 @@ def _rx(phrases: Sequence[str]) -> re.Pattern[str]:
 
 
 # -- the world: a store filled day by day ----------------------------------------------------
-def paper_from(d: dict) -> Paper:
-    version = d.get("version")
-    return Paper(
-        id=d["base_id"],
-        version=int(str(version).lstrip("v")) if version else 1,
-        title=" ".join(d["title"].split()),
-        authors=tuple(d["authors"]),
-        categories=tuple(d["categories"]),
-        abstract=d["abstract"],
-    )
-
-
 def load_day(store: Store, day: str) -> list[Paper]:
     """Record one corpus day in storage like a fetch would (new under primary, else cross)."""
-    papers = [paper_from(d) for d in corpus.papers_on(day)]
+    papers = [corpus.as_paper(d) for d in corpus.papers_on(day)]
     store.upsert_papers(papers)
     date = dt.date.fromisoformat(day)
     store.record_announcements(
@@ -610,9 +598,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'day':>4} {'date':<11}" + "".join(f"{name:>13}" for name, _ in results))
     for d, day in enumerate(days):
         print(f"{d + 1:>4} {day:<11}" + "".join(f"{mean_at(p, d):>13.3f}" for _, p in results))
-    tail = [statistics.mean(statistics.mean(p[4:]) for p in prec) for _, prec in results]
-    print(f"{'5–10':>4} {'mean':<11}" + "".join(f"{v:>13.3f}" for v in tail))
     if len(days) >= 5:
+        tail = [statistics.mean(statistics.mean(p[4:]) for p in prec) for _, prec in results]
+        print(f"{'5–10':>4} {'mean':<11}" + "".join(f"{v:>13.3f}" for v in tail))
         by = dict(results)
         herald = mean_at(by["(c) herald"], 4)
         seed, words = mean_at(by["(a) seed"], 4), mean_at(by["(a′) words"], 4)
@@ -624,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             svm = mean_at(by["(b) svm"], 4)
             line += f"; (b) svm {svm:.3f} ({'≤' if svm <= herald else '>'} herald)"
         print(line)
-    if args.per_reader:
+    if args.per_reader and len(days) >= 5:
         print("\nper reader, days 5–10 mean:")
         n = len(readers)
         for i, r in enumerate(readers):

@@ -37,19 +37,7 @@ STOP = set("a an the of for and in on with to via from by at as is are we our us
 def real_papers(n: int, rng: random.Random) -> list[Paper]:
     rows = [p for p in corpus.load_papers() if p["categories"]]
     rng.shuffle(rows)
-    out = []
-    for p in rows[:n]:
-        out.append(
-            Paper(
-                p["base_id"],
-                1,
-                p["title"],
-                tuple(p["authors"]),
-                tuple(p["categories"]),
-                p["abstract"],
-            )
-        )
-    return out
+    return [corpus.as_paper(p) for p in rows[:n]]
 
 
 def title_phrases(papers: list[Paper]) -> list[str]:
@@ -138,17 +126,7 @@ def herald_scores(cands: list[Listing], subs: list[Subscription]) -> list[list[t
 def ingest(n_papers: int) -> tuple[float, float, int]:
     from storage import Store
 
-    papers = [
-        Paper(
-            p["base_id"],
-            int((p.get("version") or "v1")[1:]),
-            p["title"],
-            tuple(p["authors"]),
-            tuple(p["categories"]),
-            p["abstract"],
-        )
-        for p in corpus.load_papers()[:n_papers]
-    ]
+    papers = [corpus.as_paper(p) for p in corpus.load_papers()[:n_papers]]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
         t0 = time.perf_counter()

@@ -18,6 +18,11 @@ from tests.fakes.openai_api import FakeOpenAI
 
 # A real announcement day of the corpus with many cs.LG/cs.CL/cs.AI papers.
 DAY = "2026-01-22"
+# Every item of `herald digest --format json` has these keys (issue 2's contract).
+JSON_ITEM_KEYS = frozenset(
+    "id version title authors categories announce_type score reasons summary summary_status "
+    "url".split()
+)
 
 # Nothing in a test may leave the machine: no proxies, and a guard on outgoing connections.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

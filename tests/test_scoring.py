@@ -140,14 +140,7 @@ def test_seed_mode_reproduces_the_original_scores(seed_rows: list[tuple[dict, di
     matched = 0
     for row, p in seed_rows:
         score, _ = explain(
-            Paper(
-                p["base_id"],
-                1,
-                p["title"],
-                tuple(p["authors"]),
-                tuple(p["categories"]),
-                p["abstract"],
-            ),
+            corpus.as_paper(p),
             s,
         )
         matched += score == row["score"]
@@ -162,7 +155,7 @@ def test_words_mode_differs_from_seed_where_it_should(seed_rows: list[tuple[dict
     words = sub(keywords=tuple(SEED_KEYWORDS))
     lower = 0
     for _, p in seed_rows[:300]:
-        pp = Paper(p["base_id"], 1, p["title"], (), tuple(p["categories"]), p["abstract"])
+        pp = corpus.as_paper(p)
         s_seed, _ = explain(pp, seed)
         s_words, _ = explain(pp, words)
         lower += s_words < s_seed  # substrings like "rl" in "world" no longer count

@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from bot.models import Paper
+
 DATA_ENV = "HERALD_DATA_DIR"
 _DEFAULT_DIRS = (
     # /work/main/tests/fakes/corpus.py -> parents[2] is the checkout, its parent is /work.
@@ -140,3 +142,16 @@ def rss_item_extras() -> dict[str, dict]:
             "creator": item.findtext("dc:creator", namespaces=ns),
         }
     return out
+
+
+def as_paper(d: dict) -> Paper:
+    """A corpus record as the engine's ``Paper`` (version from the record, v1 when unknown)."""
+    version = d.get("version")
+    return Paper(
+        id=d["base_id"],
+        version=int(str(version).lstrip("v")) if version else 1,
+        title=" ".join(d["title"].split()),
+        authors=tuple(d["authors"]),
+        categories=tuple(d["categories"]),
+        abstract=d["abstract"],
+    )
