@@ -97,11 +97,6 @@ def render_runs(runs: Iterable[Run]) -> str:
     return "".join(out)
 
 
-def plain_text(runs: Iterable[Run]) -> str:
-    """What Telegram shows (and counts) for these runs, before its whitespace trimming."""
-    return "".join(clean(r.text) for r in runs)
-
-
 # -- splitting ---------------------------------------------------------------------------------
 def _fit(text: str, limit: int) -> int:
     """The largest index i with utf16_len(text[:i]) <= limit."""

@@ -408,7 +408,7 @@ class Commands:
         if nxt:
             lines.append(f"Next digest: {nxt:%a %d %b %H:%M %Z}")
         assert sub.id is not None
-        rated = len(store.ratings(sub.id))
+        rated = store.rating_count(sub.id)
         lines.append(f"Ratings so far: {rated}")
         lines.append(f"Your private feed: {self.feed_url(sub)}")
         return Reply(text="\n".join(lines), ephemeral=True)

@@ -67,16 +67,3 @@ def build_digests(
             items = items[: sub.max_papers]
         digests.append(Digest(subscription=sub, day=day, items=items, total_candidates=total))
     return digests
-
-
-def build_digest(
-    store: Store,
-    subscription: Subscription,
-    day: dt.date,
-    *,
-    rescorer: Rescorer | None = None,
-    skip_delivered: bool = True,
-) -> Digest:
-    return build_digests(
-        store, [subscription], day, rescorer=rescorer, skip_delivered=skip_delivered
-    )[0]

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
-
 
 @dataclass(frozen=True, slots=True)
 class Paper:

@@ -163,9 +163,6 @@ class Scheduler:
             return None
         return job.next_run_time.astimezone(zoneinfo.ZoneInfo(sub.timezone))
 
-    def next_runs(self) -> list[tuple[str, dt.datetime | None]]:
-        return [(j.name, j.next_run_time) for j in self.aps.get_jobs()]
-
 
 def stored_next_runs(store: Store) -> list[tuple[str, dt.datetime | None]]:
     """Next runs straight from the job store, for ``herald status`` (no scheduler running)."""

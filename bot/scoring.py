@@ -113,11 +113,9 @@ class _Sub:
     excludes: set[int]
     seed: bool
     kwset: frozenset[int] = frozenset()
-    kwpos: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kwset = frozenset(self.keywords)
-        self.kwpos = {k: i for i, k in enumerate(self.keywords)}
 
 
 @dataclass

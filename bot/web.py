@@ -83,7 +83,7 @@ class WebApp:
         store = self.engine.store
         last = store.last_fetch()
         assert sub.id is not None
-        marker = (sub.id, day, last["id"] if last else None, len(store.ratings(sub.id)), repr(sub))
+        marker = (sub.id, day, last["id"] if last else None, store.rating_count(sub.id), repr(sub))
         hit = self._cache.get(marker)
         if hit is not None:
             self._cache.move_to_end(marker)

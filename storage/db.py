@@ -229,9 +229,6 @@ class Store:
         r = self._one("SELECT count(*) AS n FROM papers")
         return int(r["n"]) if r else 0
 
-    def search_papers(self, ids: Sequence[str]) -> list[Paper]:
-        return list(self.get_papers(ids).values())
-
     # -- announcements -----------------------------------------------------------------------
     def record_announcements(self, anns: Iterable[Announcement]) -> int:
         """Record (paper, day, category, type); re-recording the same triple changes nothing."""
@@ -343,19 +340,6 @@ class Store:
         )
         return {dt.date.fromisoformat(r["day"]) for r in rows if r["day"]}
 
-    def fetch_finished_for(self, day: dt.date, categories: Iterable[str]) -> bool:
-        """True when a successful fetch covered ``day`` for every one of ``categories``."""
-        rows = self._rows(
-            "SELECT categories FROM fetches WHERE day = ? AND status IN ('ok', 'empty')",
-            [day.isoformat()],
-        )
-        covered: set[str] = set()
-        for r in rows:
-            covered.update((r["categories"] or "").split())
-        from bot.categories import in_category_set
-
-        return all(in_category_set(c, covered) for c in categories)
-
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         r = self._one("SELECT value FROM meta WHERE key = ?", [key])
@@ -458,13 +442,6 @@ class Store:
             row["updated_at"] = now
             self.db["summaries"].upsert(row, pk="key")
 
-    def latest_summary_for(self, paper_id: str) -> dict[str, Any] | None:
-        return self._one(
-            "SELECT * FROM summaries WHERE paper_id = ? AND status = 'ok' "
-            "ORDER BY updated_at DESC LIMIT 1",
-            [paper_id],
-        )
-
     def record_usage(
         self,
         *,
@@ -536,13 +513,6 @@ class Store:
                 )
         return prev, rating.value
 
-    def remove_rating(self, subscription_id: int, user: str, paper_id: str) -> None:
-        with self.atomic():
-            self.db.execute(
-                "DELETE FROM ratings WHERE subscription_id = ? AND user = ? AND paper_id = ?",
-                [subscription_id, user, paper_id],
-            )
-
     def ratings(self, subscription_id: int | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT r.*, s.platform, s.chat, s.name, p.title FROM ratings r "
@@ -554,6 +524,12 @@ class Store:
             sql += " WHERE r.subscription_id = ?"
             params.append(subscription_id)
         return self._rows(sql + " ORDER BY r.at, r.paper_id", params)
+
+    def rating_count(self, subscription_id: int) -> int:
+        r = self._one(
+            "SELECT count(*) AS n FROM ratings WHERE subscription_id = ?", [subscription_id]
+        )
+        return int(r["n"]) if r else 0
 
     def tally(self, subscription_id: int, paper_id: str) -> tuple[int, int]:
         r = self._one(
@@ -658,17 +634,6 @@ class Store:
             "WHERE state IN ('pending', 'sending') GROUP BY subscription_id, day "
             "ORDER BY day, subscription_id"
         )
-
-    def delivery_days(self, subscription_id: int, limit: int = 10) -> list[dt.date]:
-        rows = self._rows(
-            "SELECT DISTINCT day FROM deliveries WHERE subscription_id = ? "
-            "ORDER BY day DESC LIMIT ?",
-            [subscription_id, limit],
-        )
-        return [dt.date.fromisoformat(r["day"]) for r in rows]
-
-    def delivery_for_message(self, message_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM deliveries WHERE message_id = ?", [message_id])
 
     # -- digest runs (what the scheduler has settled) ---------------------------------------
     def mark_done(self, subscription_id: int, day: dt.date, outcome: str, papers: int) -> None:
