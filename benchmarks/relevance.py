@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.corpus_data import use_full_corpus  # noqa: E402
 from bot.config import LearningSection  # noqa: E402
 from bot.digest import build_digests, candidates_for  # noqa: E402
 from bot.learning import Learner  # noqa: E402
@@ -568,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-svm", action="store_true", help="skip the scikit-learn baselines")
     ap.add_argument("--per-reader", action="store_true", help="each reader's days 5–10 mean")
     args = ap.parse_args(argv)
+    use_full_corpus()
     readers = list(READERS)
     if args.only:
         want = set(args.only.split(","))

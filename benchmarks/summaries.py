@@ -3,8 +3,9 @@ a parallel batch — against the fake OpenAI-compatible server, with the real `o
 
     .venv/bin/python benchmarks/summaries.py [--subs 1000] [--top-n 5]
 
-Targets (issue 3): calls / unique keys == 1.00; 40 summaries at 200 ms latency with
-max_workers=8 in <= 2 s.
+Targets (issue 3): calls / unique keys == 1.00, keys counted independently of the product's
+key function (paper, version, model, prompt text, language, source); 40 summaries at 200 ms
+latency with max_workers=8 in <= 2 s.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def engine_for(tmp: Path, arxiv: FakeArxiv, llm: FakeOpenAI, **summaries: object
     return Engine(parse_config(data, "<bench>", tmp))
 
 
+def prompt_text(language: str) -> str:
+    """The shipped prompt file for a language, read straight from disk (not via bot/)."""
+    path = ROOT / "bot" / "prompts" / f"summary_{language}.txt"
+    return path.read_text(encoding="utf-8") if path.is_file() else f"en+{language}"
+
+
 def overlap(subs: int, top_n: int, rng: random.Random) -> None:
     with FakeArxiv(day=DAY) as arxiv, FakeOpenAI() as llm, tempfile.TemporaryDirectory() as tmp:
         os.environ[KEY_ENV] = llm.api_key
@@ -81,9 +88,17 @@ def overlap(subs: int, top_n: int, rng: random.Random) -> None:
         t0 = time.perf_counter()
         digests = eng.digests(chats, day)
         t_rank = time.perf_counter() - t0
-        summarizer = eng.summarizer
+        # Counted independently of the product's key function: what a summary depends on.
+        cfg = eng.config.summaries
         keys = {
-            summarizer.key(i.paper, summarizer.language_for(d.subscription))
+            (
+                i.paper.id,
+                i.paper.version,
+                cfg.model,
+                prompt_text(d.subscription.language or cfg.language),
+                d.subscription.language or cfg.language,
+                cfg.source,
+            )
             for d in digests
             for i in d.items[:top_n]
         }
@@ -99,6 +114,11 @@ def overlap(subs: int, top_n: int, rng: random.Random) -> None:
         print(
             f"  LLM calls made: {llm.requests:,}   ratio calls / keys = "
             f"{llm.requests / max(len(keys), 1):.2f}  (target 1.00)"
+        )
+        bodies = llm.distinct_request_bodies()
+        print(
+            f"  distinct request bodies the LLM saw: {bodies:,} "
+            f"({llm.requests - bodies} repeated: the same prompt sent twice)"
         )
         print(f"  summarized in {t_sum:.1f} s")
         # A second run (the next process, say) is all cache hits.

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -115,11 +116,15 @@ class Service:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def run_forever(self) -> None:
+    async def run_forever(self, stop_requested: threading.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT; ``stop_requested`` carries a signal that arrived before
+        the event loop could take them over (during imports and start-up)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        if stop_requested is not None and stop_requested.is_set():
+            self.request_stop()
         await self.start()
         log.info("herald serve is running (web: %s)", self.web.url if self.web else "off")
         await self.stopping.wait()
@@ -307,6 +312,6 @@ def _time_passed(sub: Subscription, now: dt.datetime) -> bool:
     return (local.hour, local.minute) >= (hour, minute)
 
 
-def serve(config: Config) -> None:
+def serve(config: Config, stop_requested: threading.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT."""
-    asyncio.run(Service(config).run_forever())
+    asyncio.run(Service(config).run_forever(stop_requested))

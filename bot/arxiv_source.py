@@ -1,8 +1,9 @@
 """arXiv in: the daily RSS announcement feed, API lookups and backfill, PDF downloads.
 
-Every request goes through :class:`bot.politeness.PoliteSession` (shared 3 s throttle and a
-timeout).  Failures never crash a run: they raise :class:`SourceError` with a message that says
-what happened, and the caller logs it and goes on.
+Every request goes through :class:`bot.politeness.PoliteSession` (a 3 s throttle shared by
+every herald process on the same database, and a timeout).  Failures never crash a run: they
+raise :class:`SourceError` with a message that says what happened, and the caller logs it and
+goes on.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import arxiv
-import feedparser
 import requests
+from lxml import etree
 
 from bot.categories import in_category_set
 from bot.config import ArxivSection
 from bot.errors import SourceError
 from bot.ids import InvalidArxivId, parse_arxiv_id
 from bot.models import Announcement, Paper
-from bot.politeness import ARXIV_THROTTLE, PoliteSession
+from bot.politeness import PoliteSession, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -79,49 +80,43 @@ def _clean(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def _authors(entry: feedparser.FeedParserDict) -> tuple[str, ...]:
-    names: list[str] = []
-    for a in entry.get("authors") or []:
-        for part in (a.get("name") or "").split(","):
-            part = _clean(part)
-            if part:
-                names.append(part)
-    return tuple(names)
+_NS = {"arxiv": "http://arxiv.org/schemas/atom", "dc": "http://purl.org/dc/elements/1.1/"}
+# No entities resolved, no network, no huge trees: the feed is data, not a document to expand.
+_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
 def parse_feed(content: bytes, url: str = "") -> FeedResult:
-    """Parse an rss.arxiv.org RSS 2.0 document; raise SourceError for error/garbled feeds."""
-    parsed = feedparser.parse(content)
-    channel = parsed.get("feed", {})
-    title = channel.get("title", "")
-    if title.startswith("Feed error"):
-        reason = _clean(channel.get("description", "")) or title
-        raise SourceError(f"arXiv refused the feed {url}: {reason}")
-    exc = parsed.get("bozo_exception")
-    harmless = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-    if parsed.get("bozo") and not isinstance(exc, harmless):
-        # A truncated or garbled feed parses partially; storing half a day is worse than
-        # retrying the whole day on the next run.
-        got = f", {len(parsed.entries)} items readable" if parsed.entries else ""
+    """Parse an rss.arxiv.org RSS 2.0 document; raise SourceError for error/garbled feeds.
+
+    arXiv's titles and descriptions are plain text (``k<n``, ``A & B`` arrive XML-escaped), so
+    they are read with an XML parser exactly as published; an RSS library would treat them as
+    HTML and sanitize real text away.
+    """
+    try:
+        root = etree.fromstring(content, _XML)
+    except etree.XMLSyntaxError as exc:
+        # A truncated or garbled feed parses partially at best; storing half a day is worse
+        # than retrying the whole day on the next run.
         raise SourceError(
-            f"the arXiv feed {url} is not valid XML ({exc}{got}); nothing stored, the next run "
-            "retries"
-        )
-    if not channel and not parsed.entries:
-        raise SourceError(f"the arXiv feed {url} has no channel; is the rss_url right?")
+            f"the arXiv feed {url} is not valid XML ({exc}); nothing stored, the next run retries"
+        ) from None
+    channel = root.find("channel")
+    if root.tag != "rss" or channel is None:
+        raise SourceError(f"the arXiv feed {url} has no RSS channel; is the rss_url right?")
+    title = channel.findtext("title") or ""
+    if title.startswith("Feed error"):
+        reason = _clean(channel.findtext("description") or "") or title
+        raise SourceError(f"arXiv refused the feed {url}: {reason}")
+    entries = channel.findall("item")
+    items = [it for it in (_parse_item(e) for e in entries) if it is not None]
     day = _feed_day(channel)
-    items: list[FeedItem] = []
-    for entry in parsed.entries:
-        item = _parse_entry(entry)
-        if item is not None:
-            items.append(item)
     if items and day is None:
         day = dt.datetime.now(ET).date()
-    return FeedResult(day=day, items=items, url=url, truncated=len(parsed.entries) >= FEED_CAP)
+    return FeedResult(day=day, items=items, url=url, truncated=len(entries) >= FEED_CAP)
 
 
-def _feed_day(channel: feedparser.FeedParserDict) -> dt.date | None:
-    raw = channel.get("published") or channel.get("updated")
+def _feed_day(channel: etree._Element) -> dt.date | None:
+    raw = channel.findtext("pubDate") or channel.findtext("lastBuildDate")
     if not raw:
         return None
     try:
@@ -131,26 +126,28 @@ def _feed_day(channel: feedparser.FeedParserDict) -> dt.date | None:
         return None
 
 
-def _parse_entry(entry: feedparser.FeedParserDict) -> FeedItem | None:
-    desc = entry.get("summary", "") or entry.get("description", "")
+def _parse_item(item: etree._Element) -> FeedItem | None:
+    desc = item.findtext("description") or ""
     m = _DESC.match(desc)
     raw_id = m["id"] if m else ""
     if not raw_id:
-        guid = entry.get("id", "")
-        raw_id = guid.rsplit(":", 1)[-1] if guid.startswith("oai:") else entry.get("link", "")
+        guid = item.findtext("guid") or ""
+        raw_id = guid.rsplit(":", 1)[-1] if guid.startswith("oai:") else item.findtext("link") or ""
     try:
         aid = parse_arxiv_id(raw_id)
     except InvalidArxivId:
         log.warning("skipping a feed item without a usable arXiv id: %r", raw_id[:80])
         return None
-    atype = (entry.get("arxiv_announce_type") or (m["type"] if m else "new")).strip()
+    atype = _clean(item.findtext("arxiv:announce_type", namespaces=_NS) or "")
+    atype = atype or (m["type"] if m else "new")
     abstract = (m["abs"] if m else desc).strip()
-    cats = tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term"))
+    cats = tuple(t for t in (_clean(c.text or "") for c in item.findall("category")) if t)
+    creators = item.findtext("dc:creator", namespaces=_NS) or ""
     paper = Paper(
         id=aid.base,
         version=aid.version or 1,
-        title=_clean(entry.get("title", "")),
-        authors=_authors(entry),
+        title=_clean(item.findtext("title") or ""),
+        authors=tuple(a for a in (_clean(n) for n in creators.split(",")) if a),
         categories=cats,
         abstract=abstract,
         published=None,
@@ -204,10 +201,10 @@ def submission_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 class ArxivSource:
     """Talks to arXiv's RSS, API and PDF endpoints as configured."""
 
-    def __init__(self, cfg: ArxivSection) -> None:
+    def __init__(self, cfg: ArxivSection, throttle: Throttle | None = None) -> None:
         self.cfg = cfg
-        ARXIV_THROTTLE.interval = cfg.request_interval_s
-        self.session = PoliteSession(ARXIV_THROTTLE, timeout=cfg.timeout_s)
+        self.throttle = throttle or Throttle(cfg.request_interval_s)
+        self.session = PoliteSession(self.throttle, timeout=cfg.timeout_s)
         self.client = arxiv.Client(page_size=100, delay_seconds=0.0, num_retries=cfg.retries)
         # The throttle lives in the session; the client's own delay would double it.
         self.client._session = self.session

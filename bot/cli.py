@@ -7,7 +7,9 @@ import datetime as dt
 import functools
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -281,6 +283,10 @@ def lookup(state: State, paper_id: str, fmt: str) -> None:
 @handle_errors
 def serve(state: State, host: str | None, port: int | None) -> None:
     """Run the service: scheduler, Slack/Telegram (as configured) and the web app."""
+    # First thing, before the slow imports and start-up: a SIGTERM from now on is a clean stop.
+    stop_requested = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop_requested.set())
     from bot.app import serve as run_service
 
     cfg = state.config
@@ -294,7 +300,7 @@ def serve(state: State, host: str | None, port: int | None) -> None:
         f"telegram {'on' if cfg.telegram.enabled else 'off'}",
         err=True,
     )
-    run_service(cfg)
+    run_service(cfg, stop_requested)
 
 
 @main.command()

@@ -19,6 +19,7 @@ from bot.digest import Rescorer, build_digests
 from bot.errors import SourceError, UserError
 from bot.ids import parse_arxiv_id
 from bot.models import Digest, Paper, Rating, ScoredPaper, Subscription
+from bot.politeness import Throttle, turn_file
 from bot.scoring import explain
 from bot.summaries import Outcome, Summarizer
 from storage import Store
@@ -65,7 +66,10 @@ class Engine:
     ) -> None:
         self.config = config
         self.store = store or Store(config.database_path)
-        self.source = source or ArxivSource(config.arxiv)
+        self.source = source or ArxivSource(
+            config.arxiv,
+            Throttle(config.arxiv.request_interval_s, turn_file(config.database_path)),
+        )
         self._summarizer: Summarizer | None = None
         self._learner: Learner | None = None
 

@@ -149,9 +149,12 @@ class KeywordIndex:
                 if not key:
                     raw_ids[(mode, w)] = None
                     continue
-                kid = ids.get((mode, key))
+                # The original counted "Multi-agent" and "multi-agent" as two keywords: in seed
+                # mode each spelling is its own keyword; in words mode they are one.
+                ident = key if mode == "words" else w
+                kid = ids.get((mode, ident))
                 if kid is None:
-                    kid = ids[(mode, key)] = len(idx.keywords)
+                    kid = ids[(mode, ident)] = len(idx.keywords)
                     idx.keywords.append((mode, key))
                     idx.display.append(w)
                     idx.by_keyword.append([])
@@ -169,14 +172,17 @@ class KeywordIndex:
         words = ahocorasick.Automaton()
         seed = ahocorasick.Automaton()
         word_patterns: dict[str, set[int]] = defaultdict(set)
+        seed_patterns: dict[str, set[int]] = defaultdict(set)
         for k, (mode, key) in enumerate(idx.keywords):
             if mode == "words":
                 for v in _variants(key):
                     word_patterns[f" {v} "].add(k)
             else:
-                seed.add_word(key, (k,))
+                seed_patterns[key].add(k)
         for pattern, kset in word_patterns.items():
             words.add_word(pattern, tuple(sorted(kset)))
+        for pattern, kset in seed_patterns.items():
+            seed.add_word(pattern, tuple(sorted(kset)))
         if len(words):
             words.make_automaton()
             idx.words = words

@@ -128,7 +128,10 @@ class Store:
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA foreign_keys = ON")
-            migrations.apply(self.db)
+            # One write transaction around the whole check-and-apply: two processes starting
+            # on a fresh file must not both see a migration as pending.
+            with self.atomic():
+                migrations.apply(self.db)
 
     def close(self) -> None:
         with self._lock:
@@ -136,8 +139,25 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        with self._lock, self.db.atomic():
-            yield
+        """A write transaction, taken with BEGIN IMMEDIATE (nested: a savepoint).
+
+        A deferred transaction that reads and then writes fails at once with "database is
+        locked" when another process wrote in between; IMMEDIATE takes the write lock first
+        (waiting up to the busy timeout), so concurrent writers queue instead of failing.
+        """
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                with self.db.atomic():
+                    yield
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from bot.config import Config, default_config_text, parse_config
-from bot.politeness import ARXIV_THROTTLE
 from tests.fakes.arxiv import FakeArxiv
 from tests.fakes.openai_api import FakeOpenAI
 
@@ -41,14 +40,6 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
-
-
-@pytest.fixture(autouse=True)
-def _fast_politeness() -> Iterator[None]:
-    """Tests run the 3 s rule at 0.05 s; tests of the rule itself set their own interval."""
-    old = ARXIV_THROTTLE.interval
-    yield
-    ARXIV_THROTTLE.interval = old
 
 
 @pytest.fixture(autouse=True)

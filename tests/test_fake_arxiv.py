@@ -76,7 +76,8 @@ def _client(fake: FakeArxiv, page_size: int = 100) -> arxiv.Client:
 # -- corpus --------------------------------------------------------------------------------------
 def test_corpus_loader():
     papers = corpus.load_papers()
-    assert len(papers) == 20_000
+    assert corpus.data_dir() == corpus.TEST_DATA  # the repository's own data, nothing else
+    assert len(papers) == len({p["base_id"] for p in papers}) > 6_000
     assert corpus.load_papers() is papers  # cached
     by_id = corpus.papers_by_id()
     assert by_id["2411.17697"]["version"] == "v2"
@@ -92,13 +93,13 @@ def test_rss_reproduces_the_recorded_all_archives_feed(fake):
     resp = _get(fake.rss_url_template.format(categories=ALL_ARCHIVES))
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/rss+xml"
-    raw = corpus.raw_path("rss2_multi-archive_2024-11-28.xml").read_bytes()
+    raw = corpus.raw_bytes("rss2_multi-archive_2024-11-28.xml")
     assert _no_build_date(resp.content) == _no_build_date(raw)  # 2.8 MB, byte for byte
 
 
 def _raw_items(*base_ids: str) -> bytes:
     """A real feed document holding only the recorded items for these papers."""
-    raw = corpus.raw_path("rss2_multi-archive_2024-11-28.xml").read_bytes()
+    raw = corpus.raw_bytes("rss2_multi-archive_2024-11-28.xml")
     head = raw[: raw.index(b"    <item>")]
     blocks = re.findall(rb"    <item>.*?</item>\n", raw, re.S)
     keep = [b for b in blocks for i in base_ids if f"abs/{i}<".encode() in b]
@@ -136,7 +137,7 @@ def test_feedparser_sees_the_same_fields_as_in_the_real_feed(fake):
 
 @pytest.mark.parametrize("category", ["cs.LG", "cs.AI", "cs.CL", "cs.CV", "cs.DC", "stat.ML"])
 def test_rss_counts_match_the_real_days_statistics(fake, category):
-    stats = json.loads((corpus.data_dir() / "rss_2024-11-28_counts.json").read_text())
+    stats = json.loads((corpus.data_dir() / corpus.COUNTS_FILE).read_text())
     cat = stats["per_category"][category]
     anyc, prim = cat["listed_in_any_category"], cat["primary_category"]
     kinds = [kind for kind, _ in fake.listings(category)]
@@ -170,7 +171,7 @@ def test_rss_archive_expansion_and_case(fake):
 def test_rss_error_and_empty_feeds_are_the_real_ones(fake):
     bad = _get(fake.rss_url_template.format(categories="astroph"))
     assert bad.status_code == 200
-    raw = corpus.raw_path("rss2_error_bad-archive_2024-11-28.xml").read_bytes()
+    raw = corpus.raw_bytes("rss2_error_bad-archive_2024-11-28.xml")
     assert _no_build_date(bad.content) == _no_build_date(raw)
     parsed = feedparser.parse(bad.content)
     assert not parsed.bozo and not parsed.entries
@@ -180,7 +181,7 @@ def test_rss_error_and_empty_feeds_are_the_real_ones(fake):
     assert subject.feed.description.startswith("Bad subject class 'XX'. Valid subject classes")
 
     empty = _get(fake.rss_url_template.format(categories="test"))
-    raw = corpus.raw_path("rss2_empty_test-archive_2024-11-28.xml").read_bytes()
+    raw = corpus.raw_bytes("rss2_empty_test-archive_2024-11-28.xml")
     assert _no_build_date(empty.content) == _no_build_date(raw)
 
     fake.day = "2026-01-31"  # a Saturday: the corpus has scrape-dated papers, arXiv has none
@@ -270,7 +271,7 @@ def test_arxiv_client_looks_up_ids(fake):
 
 
 def test_api_entries_match_the_recorded_response(fake):
-    raw = corpus.raw_path("api_atom_2026-04-12_idlist_0808.05394_1707.08567.xml").read_bytes()
+    raw = corpus.raw_bytes("api_atom_2026-04-12_idlist_0808.05394_1707.08567.xml")
     query = {"search_query": "", "id_list": "0808.05394,1707.08567", "max_results": "100"}
     got = _get(fake.api_url, params=query)
     assert got.status_code == 200
@@ -284,7 +285,7 @@ def test_api_invalid_id_is_http_400(fake):
         list(client.results(arxiv.Search(id_list=["abc"])))
     assert err.value.status == 400
     body = _get(fake.api_url, params={"id_list": "abc"}).content
-    raw = corpus.raw_path("api_atom_2026-04-12_error400_idlist_abc.xml").read_bytes()
+    raw = corpus.raw_bytes("api_atom_2026-04-12_error400_idlist_abc.xml")
     strip = re.compile(rb"<updated>[^<]*</updated>")
     assert strip.sub(b"", body) == strip.sub(b"", raw)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
 
 from bot.models import Paper, Subscription
@@ -122,15 +119,12 @@ def test_parse_keywords_keeps_quoted_phrases() -> None:
 @pytest.fixture(scope="module")
 def seed_rows() -> list[tuple[dict, dict]]:
     papers = corpus.papers_by_id()
-    path = corpus.data_dir() / "seed_readme_papers.jsonl.gz"
-    out = []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            # Rows written after the original switched to its final keyword list.
-            if row["commit_date"] >= "2025-12-04" and row["base_id"] in papers:
-                out.append((row, papers[row["base_id"]]))
-    return out
+    # Rows written after the original switched to its final keyword list.
+    return [
+        (row, papers[row["base_id"]])
+        for row in corpus.seed_rows()
+        if row["commit_date"] >= "2025-12-04" and row["base_id"] in papers
+    ]
 
 
 def test_seed_mode_reproduces_the_original_scores(seed_rows: list[tuple[dict, dict]]) -> None:
@@ -167,3 +161,21 @@ def test_seed_mode_keeps_only_new_first_feed_wins() -> None:
     # A cs.LG paper cross-listed to cs.AI: the original read cs.AI first, saw "cross", dropped it.
     assert eligible(s, (("cs.AI", "cross"), ("cs.LG", "new"))) is None
     assert eligible(s, (("cs.LG", "new"),)) == ("cs.LG", "new")
+
+
+def test_seed_mode_counts_each_spelling_like_the_original() -> None:
+    # The original looped over its keyword list: "Multi-agent" and "multi-agent" both counted.
+    p = paper("Multi-agent planning", "A multi-agent system.")
+    seed = sub(keywords=("Multi-agent", "multi-agent", "planning"), mode="seed")
+    score, reasons = explain(p, seed)
+    assert score == 4.5
+    assert [r.text for r in reasons] == [
+        "“Multi-agent” in title (+1.5)",
+        "“multi-agent” in title (+1.5)",
+        "“planning” in title (+1.5)",
+    ]
+    [[item]] = rank([Listing(p, (("cs.LG", "new"),))], [seed])
+    assert item.score == 4.5
+    # Whole-word mode treats the two spellings as one keyword.
+    words_score, _ = explain(p, sub(keywords=("Multi-agent", "multi-agent")))
+    assert words_score == 1.5

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from storage import Store
 from tests.fakes.slack import PAPERS_CHANNEL, FakeSlack
 
 MAX = 8
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -50,6 +52,8 @@ def serve_env(
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_APP_TOKEN": "xapp-test",
         "NO_PROXY": "127.0.0.1,localhost",
+        # `python -m bot` runs this checkout, never an installed copy.
+        "PYTHONPATH": str(CHECKOUT),
     }
     store = Store(tmp_path / "herald.db")
     store.upsert_subscription(
@@ -69,33 +73,88 @@ def serve_env(
     return env, tmp_path
 
 
-def start(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+READY = "herald serve is running"
+
+
+class Serve:
+    """A real ``herald serve`` process (run from this checkout) whose output is collected as
+    it arrives, so a test can wait for a line."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            env=env,
+            cwd=cwd,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 60) -> None:
+        """Wait for ``pred``; fail at once (with the log) if the process exits first."""
+        end = time.monotonic() + timeout
+        while not pred():
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                raise AssertionError(
+                    f"herald serve exited with {self.proc.returncode}:\n{self.output[-3000:]}"
+                )
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out; herald serve said:\n{self.output[-3000:]}")
+            time.sleep(0.02)
+
+    def wait_ready(self) -> None:
+        self.wait(lambda: READY in self.output)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def term(self) -> int:
+        """SIGTERM; returns the exit code once the process (and its output) ended."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(30)
+        self._reader.join(10)
+        return code
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def posts(fake: FakeSlack) -> list[dict[str, Any]]:
     return [m for m in fake.all_posts() if m.get("channel") == PAPERS_CHANNEL]
 
 
-def wait(
-    pred: Callable[[], bool], timeout: float, proc: subprocess.Popen[str] | None = None
-) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"herald serve exited with {proc.returncode}:\n{out[-3000:]}")
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+def ledger_settled(db: Path) -> bool:
+    """The day's digest is recorded as delivered: every ledger row sent, the run marked done."""
+    store = Store(db)
+    try:
+        sub = store.get_subscription("slack", PAPERS_CHANNEL)
+        day = store.latest_day()
+        if sub is None or sub.id is None or day is None:
+            return False
+        rows = store.deliveries(sub.id, day)
+        return (
+            bool(rows)
+            and all(r["state"] == "sent" for r in rows)
+            and day in store.done_days(sub.id)
+        )
+    finally:
+        store.close()
 
 
 def papers_in_thread(fake: FakeSlack) -> tuple[int, Counter[str]]:
@@ -124,31 +183,27 @@ def test_sigkill_mid_fanout_then_restart_sends_each_paper_once(
         # Slack takes message number kill_after + 1, but its answer never reaches us.
         fake_slack.hang_next("chat.postMessage", after=True, skip=kill_after)
         kill_after += 1
-    proc = start(env, cwd)
+    first = Serve(env, cwd)
     try:
-        wait(lambda: len(posts(fake_slack)) >= kill_after, 60, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        first.wait(lambda: len(posts(fake_slack)) >= kill_after)
+        first.kill()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        first.cleanup()
     fake_slack.release_hangs()
-    before = len(posts(fake_slack))
-    assert before < MAX + 1 or mode == "accepted-then-hang"
+    assert not ledger_settled(cwd / "herald.db")  # the kill interrupted the digest
 
-    proc = start(env, cwd)
+    second = Serve(env, cwd)
     try:
-        wait(lambda: sum(papers_in_thread(fake_slack)[1].values()) >= MAX, 60, proc)
-        time.sleep(1.0)  # anything extra would show up now
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        log = proc.stdout.read() if proc.stdout else ""
+        second.wait_ready()
+        # Wait for what the user would see settle: the ledger says the day is delivered.
+        second.wait(lambda: ledger_settled(cwd / "herald.db"))
+        assert second.term() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        second.cleanup()
+    # The process has ended: every post it made is in the fake now, nothing more can come.
     if mode == "accepted-then-hang":
         # The message Slack took before the kill was found by its metadata, not re-posted.
-        assert "already on the platform; not sending it again" in log
+        assert "already on the platform; not sending it again" in second.output
     headers, papers = papers_in_thread(fake_slack)
     assert headers == 1
     assert len(papers) == MAX
@@ -167,16 +222,13 @@ def test_sigterm_during_fanout_finishes_the_message_in_flight(
     serve_env: tuple[dict[str, str], Path], fake_slack: FakeSlack
 ) -> None:
     env, cwd = serve_env
-    proc = start(env, cwd)
+    proc = Serve(env, cwd)
     try:
-        wait(lambda: len(posts(fake_slack)) >= 3, 60, proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        out = proc.stdout.read() if proc.stdout else ""
-        assert "Traceback" not in out
+        proc.wait(lambda: len(posts(fake_slack)) >= 3)
+        assert proc.term() == 0
+        assert "Traceback" not in proc.output
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.cleanup()
     store = Store(cwd / "herald.db")
     try:
         sub = store.get_subscription("slack", PAPERS_CHANNEL)
@@ -187,8 +239,23 @@ def test_sigterm_during_fanout_finishes_the_message_in_flight(
         sent = [r for r in rows if r["state"] == "sent"]
         assert all(r["message_id"] for r in sent)
         assert len(sent) == len(posts(fake_slack))
+        assert "pending" in {r["state"] for r in rows}  # it stopped mid-digest, not after
     finally:
         store.close()
+
+
+def test_sigterm_during_start_up_is_a_clean_stop(
+    serve_env: tuple[dict[str, str], Path], fake_slack: FakeSlack
+) -> None:
+    env, cwd = serve_env
+    proc = Serve(env, cwd)
+    try:
+        # As early as the process shows any sign of life: imports and start-up still running.
+        proc.wait(lambda: "herald serve: web on" in proc.output)
+        assert proc.term() == 0
+        assert "Traceback" not in proc.output
+    finally:
+        proc.cleanup()
 
 
 def test_herald_run_delivers_due_digests_to_chats_once(

@@ -1,8 +1,9 @@
-"""The real arXiv corpus the fakes serve: 20,000 papers plus a few recorded raw responses.
+"""The real arXiv data the fakes serve: a compact subset of a 20,000-paper corpus plus a few
+recorded raw responses, all inside the repository in ``tests/data/`` (see its README for
+where every part came from).
 
-Data lives outside the repository (see ``README.md`` and ``raw/SOURCES.md`` in the data
-directory).  It is found through the ``HERALD_DATA_DIR`` environment variable, else next to the
-checkout (``<checkout>/../shared/data/arxiv``, i.e. ``/work/shared/data/arxiv``).
+Tests read nothing else.  Benchmarks may switch the fakes to the full corpus with
+:func:`use` (``benchmarks/corpus_data.py`` finds it).
 
 Everything returned here is shared and cached: treat the dicts as read-only (copy before
 changing one).
@@ -14,22 +15,21 @@ import datetime as _dt
 import functools
 import gzip
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from bot.models import Paper
 
-DATA_ENV = "HERALD_DATA_DIR"
-_DEFAULT_DIRS = (
-    # /work/main/tests/fakes/corpus.py -> parents[2] is the checkout, its parent is /work.
-    Path(__file__).resolve().parents[2].parent / "shared/data/arxiv",
-    Path("/work/shared/data/arxiv"),
-)
+#: The repository's own test data.
+TEST_DATA = Path(__file__).resolve().parent.parent / "data"
 PAPERS_FILE = "papers.jsonl.gz"
+SEED_FILE = "seed_readme_papers.jsonl.gz"
+COUNTS_FILE = "rss_2024-11-28_counts.json"
 #: The real all-archives rss.arxiv.org feed the 2024-11-28 papers were taken from.
 RSS_2024_11_28 = "rss2_multi-archive_2024-11-28.xml"
+
+_dir = TEST_DATA
 
 
 class CorpusMissing(RuntimeError):
@@ -37,34 +37,48 @@ class CorpusMissing(RuntimeError):
 
 
 def data_dir() -> Path:
-    """The arXiv data directory; raises ``CorpusMissing`` with the places tried."""
-    env = os.environ.get(DATA_ENV)
-    candidates = [Path(env)] if env else list(_DEFAULT_DIRS)
-    for cand in candidates:
-        if (cand / PAPERS_FILE).is_file():
-            return cand
-    tried = ", ".join(str(c) for c in candidates)
-    raise CorpusMissing(
-        f"arXiv test corpus not found (looked for {PAPERS_FILE} in: {tried}). "
-        f"Set {DATA_ENV} to the directory holding papers.jsonl.gz and raw/."
-    )
+    """The data directory in use: ``tests/data`` unless a benchmark called :func:`use`."""
+    if not (_dir / PAPERS_FILE).is_file():
+        raise CorpusMissing(f"arXiv data not found: {_dir / PAPERS_FILE} is missing")
+    return _dir
+
+
+def use(path: Path) -> None:
+    """Serve another corpus of the same layout (benchmarks: the full 20,000 papers)."""
+    global _dir
+    _dir = Path(path)
+    for fn in (load_papers, papers_by_id, _by_day, rss_item_extras):
+        fn.cache_clear()
 
 
 def raw_path(name: str) -> Path:
-    """Path of a recorded response in ``raw/`` (e.g. ``rss2_empty_test-archive_2024-11-28.xml``)."""
-    path = data_dir() / "raw" / name
-    if not path.is_file():
-        raise CorpusMissing(f"raw arXiv response {name!r} not found at {path}")
-    return path
+    """Path of a recorded response in ``raw/``, stored as is or gzipped (``name.gz``)."""
+    for cand in (data_dir() / "raw" / name, data_dir() / "raw" / f"{name}.gz"):
+        if cand.is_file():
+            return cand
+    raise CorpusMissing(f"raw arXiv response {name!r} not found in {data_dir() / 'raw'}")
+
+
+def raw_bytes(name: str) -> bytes:
+    """A recorded response exactly as arXiv sent it."""
+    path = raw_path(name)
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
 def raw_text(name: str) -> str:
-    return raw_path(name).read_text(encoding="utf-8")
+    return raw_bytes(name).decode("utf-8")
+
+
+def seed_rows() -> list[dict]:
+    """Rows of the original script's README digests (see tests/data/README.md)."""
+    with gzip.open(data_dir() / SEED_FILE, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 @functools.lru_cache(maxsize=1)
 def load_papers() -> list[dict]:
-    """All 20,000 papers, in file order (cached; do not mutate)."""
+    """Every paper of the corpus in use, in file order (cached; do not mutate)."""
     path = data_dir() / PAPERS_FILE
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -130,7 +144,7 @@ def rss_item_extras() -> dict[str, dict]:
     from lxml import etree
 
     ns = {"arxiv": "http://arxiv.org/schemas/atom", "dc": "http://purl.org/dc/elements/1.1/"}
-    root = etree.parse(str(raw_path(RSS_2024_11_28))).getroot()
+    root = etree.fromstring(raw_bytes(RSS_2024_11_28))
     out: dict[str, dict] = {}
     for item in root.iterfind("channel/item"):
         guid = item.findtext("guid") or ""

@@ -545,6 +545,12 @@ class FakeOpenAI(FakeServer):
         with self._lock:
             return dict(self._usage)
 
+    def distinct_request_bodies(self) -> int:
+        """How many different (model, messages) pairs were served: a repeat is a prompt the
+        client sent twice."""
+        with self._lock:
+            return len({json.dumps([p["model"], p["messages"]]) for p in self.prompts})
+
     def replies(self) -> list[str]:
         """The reply text of each served completion, in order."""
         with self._lock:
