@@ -51,7 +51,9 @@ class PoliteSession(requests.Session):
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         self.throttle.wait()
         return super().request(method, url, *args, **kwargs)
