@@ -146,7 +146,9 @@ def rating_block(paper_id: str, up: int = 0, down: int = 0) -> dict[str, Any]:
     }
 
 
-def with_tally(blocks: list[dict[str, Any]], paper_id: str, up: int, down: int) -> list[dict]:
+def with_tally(
+    blocks: list[dict[str, Any]], paper_id: str, up: int, down: int
+) -> list[dict[str, Any]]:
     """``blocks`` (as Slack echoes them in an action payload) with the rating buttons'
     labels replaced by the current tally; buttons are added if the message had none."""
     out = copy.deepcopy(blocks)
@@ -187,7 +189,9 @@ def render_header(digest: Digest) -> Message:
     }
 
 
-def _paper_blocks(item: ScoredPaper, *, show_score: bool, top_n: int | None) -> list[dict]:
+def _paper_blocks(
+    item: ScoredPaper, *, show_score: bool, top_n: int | None
+) -> list[dict[str, Any]]:
     p = item.paper
     title = clip_escaped(p.title, TITLE_MAX)
     others = [c for c in p.categories if c != (item.category or p.primary_category)]
@@ -221,10 +225,10 @@ def _block_chars(block: dict[str, Any]) -> int:
     return sum(len(el.get("text", "")) for el in block.get("elements", []))
 
 
-def _pack(blocks: list[dict[str, Any]]) -> list[list[dict]]:
+def _pack(blocks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Group blocks into messages within the block and character budgets, one block slot
     kept free in each (the first gets the rating buttons, the others a "continued" line)."""
-    groups: list[list[dict]] = [[]]
+    groups: list[list[dict[str, Any]]] = [[]]
     chars = 0
     for block in blocks:
         size = _block_chars(block)

@@ -263,9 +263,8 @@ def delivery_error(exc: TelegramError, chat_id: int | str) -> DeliveryError:
         permanent = any(g in text.lower() for g in _GONE)
         return DeliveryError(f"{where}: {text}", permanent=permanent)
     if isinstance(exc, RetryAfter):
-        seconds = exc.retry_after
-        if isinstance(seconds, dt.timedelta):
-            seconds = seconds.total_seconds()
+        after = exc.retry_after
+        seconds = after.total_seconds() if isinstance(after, dt.timedelta) else after
         return DeliveryError(
             f"{where}: flood limit still hit after retries (retry after {seconds:g} s)"
         )
@@ -553,7 +552,7 @@ class TelegramAdapter:
         of blocking the digest.
         """
         sub = target if isinstance(target, Subscription) else None
-        chat_id = int(sub.chat) if sub is not None else int(target)  # type: ignore[arg-type]
+        chat_id = int(target.chat) if isinstance(target, Subscription) else int(target)
         parse_mode: str | None = ParseMode.HTML
         replying = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         for attempt in range(3):

@@ -276,9 +276,10 @@ class Service:
                     continue
                 day = dt.date.fromisoformat(row["day"])
                 log.info("resuming the %s digest of %s (%d left)", day, sub.label, row["remaining"])
-                digest = await asyncio.to_thread(
-                    lambda s=sub, d=day: self.engine.digests([s], d, skip_delivered=False)[0]
+                digests = await asyncio.to_thread(
+                    self.engine.digests, [sub], day, skip_delivered=False
                 )
+                digest = digests[0]
                 await self.deliver_digest(digest)
             if self._fetch_overdue():
                 await self.run_fetch()

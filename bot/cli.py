@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from bot.config import Config, ConfigError, default_config_text, load_config
-from bot.errors import HeraldError, SourceError, UserError
+from bot.config import Config, default_config_text, load_config
+from bot.errors import ConfigError, HeraldError, SourceError, UserError
 from bot.logs import setup_logging
 
 F = TypeVar("F", bound=Callable[..., Any])

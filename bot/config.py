@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from bot.categories import UnknownCategory, normalize_categories
 from bot.errors import ConfigError
@@ -23,6 +24,7 @@ from bot.models import Subscription
 
 ENV_CONFIG = "HERALD_CONFIG"
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
 
 
 class _Section(BaseModel):
@@ -63,8 +65,8 @@ def _check_cron(value: str) -> str:
 
 class ArxivSection(_Section):
     categories: list[str] = Field(default_factory=lambda: ["cs.LG"], min_length=1)
-    announce_types: list[Literal["new", "cross", "replace", "replace-cross"]] = Field(
-        default_factory=lambda: ["new"], min_length=1
+    announce_types: list[AnnounceType] = Field(
+        default_factory=lambda: list[AnnounceType](["new"]), min_length=1
     )
     rss_url: str = "https://rss.arxiv.org/rss/{categories}"
     api_url: str = "https://export.arxiv.org/api/query"
@@ -283,7 +285,7 @@ _HINTS = {
 }
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
     idx = [p for p in err["loc"] if isinstance(p, int)]
     if idx:

@@ -169,7 +169,7 @@ class Engine:
         else:
             return []
         fetched = self.store.fetched_days(since)
-        missing = []
+        missing: list[dt.date] = []
         d = business_days_before(today, 1)
         while d > since and len(missing) < MAX_CATCH_UP_DAYS:
             if d not in fetched:

@@ -162,7 +162,9 @@ class PoliteSession(requests.Session):
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         with self.throttle.turn():
             resp = super().request(method, url, *args, **kwargs)

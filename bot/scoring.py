@@ -161,13 +161,15 @@ class KeywordIndex:
                 raw_ids[(mode, w)] = kid
 
         for i, (s, mode) in enumerate(zip(subscriptions, modes, strict=True)):
-            kws = list(dict.fromkeys(raw_ids[(mode, w)] for w in s.keywords))
-            if None in kws:
-                kws.remove(None)
-            exc = {raw_ids[(mode, w)] for w in (*s.excludes, *s.muted)} - {None}
+            kws = [
+                k for k in dict.fromkeys(raw_ids[(mode, w)] for w in s.keywords) if k is not None
+            ]
+            exc = {
+                k for k in (raw_ids[(mode, w)] for w in (*s.excludes, *s.muted)) if k is not None
+            }
             for k in kws:
                 idx.by_keyword[k].append(i)
-            idx.subs.append(_Sub(s, kws, exc, mode == "seed"))  # type: ignore[arg-type]
+            idx.subs.append(_Sub(s, kws, exc, mode == "seed"))
 
         words = ahocorasick.Automaton()
         seed = ahocorasick.Automaton()
@@ -458,8 +460,8 @@ def score_all(
     for lo in range(0, len(rows), block):
         hi = min(len(rows), lo + block)
         a, b = np.searchsorted(hr, [lo, hi])
-        kws, in_t, prow = hk[a:b], ht[a:b], hr[a:b] - lo
-        starts, counts = ptr[kws], lens[kws]
+        kw_ids, in_t, prow = hk[a:b], ht[a:b], hr[a:b] - lo
+        starts, counts = ptr[kw_ids], lens[kw_ids]
         total = int(counts.sum())
         # CSR gather: for each hit, the slice flat_subs[starts : starts + counts].
         offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)

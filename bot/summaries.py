@@ -285,9 +285,9 @@ class Summarizer:
             todo.setdefault(key, (item.paper, lang))
             plan.append((item, key))
         results = self._run(todo, progress=progress, fresh=fresh)
-        for item, key in plan:
-            if key is not None:
-                _apply(item, results[key])
+        for item, planned in plan:
+            if planned is not None:
+                _apply(item, results[planned])
 
     def summarize_paper(
         self, paper: Paper, language: str, *, source: str | None = None, fresh: bool = False

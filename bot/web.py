@@ -67,9 +67,9 @@ class WebApp:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.web.host, self.config.web.port)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # the real port when configured as 0
-            self.port = server.sockets[0].getsockname()[1]
+        addresses = self._runner.addresses
+        if addresses:  # the real port when configured as 0
+            self.port = addresses[0][1]
         log.info("web app listening on %s", self.url)
 
     async def stop(self) -> None:

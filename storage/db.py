@@ -228,7 +228,7 @@ class Store:
                 rows.append(row)
                 updated += 1
             if rows:
-                self.db["papers"].upsert_all(rows, pk="id", batch_size=500)
+                self.db.table("papers").upsert_all(rows, pk="id", batch_size=500)
         return inserted, updated
 
     def get_paper(self, paper_id: str) -> Paper | None:
@@ -333,7 +333,7 @@ class Store:
         message: str = "",
     ) -> None:
         with self.atomic():
-            self.db["fetches"].insert(
+            self.db.table("fetches").insert(
                 {
                     "started_at": started_at,
                     "finished_at": _now(),
@@ -367,7 +367,7 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.atomic():
-            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
     # -- subscriptions -----------------------------------------------------------------------
     def upsert_subscription(self, sub: Subscription) -> Subscription:
@@ -387,10 +387,10 @@ class Store:
             row["updated_at"] = now
             if old:
                 sid = old["id"]
-                self.db["subscriptions"].update(sid, row)
+                self.db.table("subscriptions").update(sid, row)
             else:
                 row["created_at"] = now
-                sid = self.db["subscriptions"].insert(row).last_pk
+                sid = self.db.table("subscriptions").insert(row).last_pk
         return replace(sub, id=int(sid))
 
     def get_subscription(self, platform: str, chat: str) -> Subscription | None:
@@ -428,7 +428,7 @@ class Store:
             row[f] = _j(v) if f in _SUB_LISTS else (int(v) if f == "active" else v)
         row["updated_at"] = _now()
         with self.atomic():
-            self.db["subscriptions"].update(sub_id, row)
+            self.db.table("subscriptions").update(sub_id, row)
         sub = self.subscription_by_id(sub_id)
         assert sub is not None
         return sub
@@ -460,7 +460,7 @@ class Store:
             row["created_at"] = old["created_at"] if old else now
             row["attempts"] = (old["attempts"] or 0) + 1 if old else 1
             row["updated_at"] = now
-            self.db["summaries"].upsert(row, pk="key")
+            self.db.table("summaries").upsert(row, pk="key")
 
     def record_usage(
         self,
@@ -476,7 +476,7 @@ class Store:
     ) -> None:
         at = at or dt.datetime.now(dt.UTC)
         with self.atomic():
-            self.db["llm_usage"].insert(
+            self.db.table("llm_usage").insert(
                 {
                     "at": at.isoformat(timespec="seconds"),
                     "day": at.date().isoformat(),
@@ -521,7 +521,7 @@ class Store:
             ).fetchone()
             prev = old["value"] if old else None
             if prev != rating.value:
-                self.db["ratings"].upsert(
+                self.db.table("ratings").upsert(
                     {
                         "subscription_id": rating.subscription_id,
                         "user": rating.user,
@@ -590,7 +590,7 @@ class Store:
                 [subscription_id, day.isoformat()],
             ).fetchone()
             if not exists:
-                self.db["deliveries"].insert_all(
+                self.db.table("deliveries").insert_all(
                     rows, pk=("subscription_id", "day", "paper_id"), ignore=True
                 )
 
@@ -658,7 +658,7 @@ class Store:
     # -- digest runs (what the scheduler has settled) ---------------------------------------
     def mark_done(self, subscription_id: int, day: dt.date, outcome: str, papers: int) -> None:
         with self.atomic():
-            self.db["digest_runs"].upsert(
+            self.db.table("digest_runs").upsert(
                 {
                     "subscription_id": subscription_id,
                     "day": day.isoformat(),
@@ -742,7 +742,7 @@ class Store:
                 return False
             if not insert and not exists:
                 return False
-            self.db["scheduler_jobs"].upsert(
+            self.db.table("scheduler_jobs").upsert(
                 {"id": job_id, "next_run_time": next_run_time, "job_state": state}, pk="id"
             )
         return True

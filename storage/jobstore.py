@@ -18,7 +18,7 @@ from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetim
 from storage.db import Store
 
 
-class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]
+class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler 3 ships no types
     def __init__(self, store: Store, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         super().__init__()
         self.store = store

@@ -10,7 +10,7 @@ migrations = Migrations("arxiv-herald")
 
 @migrations()
 def m001_papers(db: Database) -> None:
-    db["papers"].create(
+    db.table("papers").create(
         {
             "id": str,
             "version": int,
@@ -30,7 +30,7 @@ def m001_papers(db: Database) -> None:
         pk="id",
         not_null={"version", "title", "abstract"},
     )
-    db["announcements"].create(
+    db.table("announcements").create(
         {
             "paper_id": str,
             "day": str,
@@ -42,8 +42,8 @@ def m001_papers(db: Database) -> None:
         pk=("paper_id", "day", "category"),
         foreign_keys=[("paper_id", "papers", "id")],
     )
-    db["announcements"].create_index(["day", "category"])
-    db["fetches"].create(
+    db.table("announcements").create_index(["day", "category"])
+    db.table("fetches").create(
         {
             "id": int,
             "started_at": str,
@@ -61,7 +61,7 @@ def m001_papers(db: Database) -> None:
 
 @migrations()
 def m002_subscriptions(db: Database) -> None:
-    db["subscriptions"].create(
+    db.table("subscriptions").create(
         {
             "id": int,
             "platform": str,
@@ -88,13 +88,13 @@ def m002_subscriptions(db: Database) -> None:
         pk="id",
         defaults={"active": 1, "muted": "[]"},
     )
-    db["subscriptions"].create_index(["platform", "chat"], unique=True)
-    db["subscriptions"].create_index(["feed_token"], unique=True)
+    db.table("subscriptions").create_index(["platform", "chat"], unique=True)
+    db.table("subscriptions").create_index(["feed_token"], unique=True)
 
 
 @migrations()
 def m003_summaries_usage(db: Database) -> None:
-    db["summaries"].create(
+    db.table("summaries").create(
         {
             "key": str,
             "paper_id": str,
@@ -115,8 +115,8 @@ def m003_summaries_usage(db: Database) -> None:
         },
         pk="key",
     )
-    db["summaries"].create_index(["paper_id"])
-    db["llm_usage"].create(
+    db.table("summaries").create_index(["paper_id"])
+    db.table("llm_usage").create(
         {
             "id": int,
             "at": str,
@@ -131,12 +131,12 @@ def m003_summaries_usage(db: Database) -> None:
         },
         pk="id",
     )
-    db["llm_usage"].create_index(["day"])
+    db.table("llm_usage").create_index(["day"])
 
 
 @migrations()
 def m004_ratings_deliveries(db: Database) -> None:
-    db["ratings"].create(
+    db.table("ratings").create(
         {
             "subscription_id": int,
             "user": str,
@@ -146,8 +146,8 @@ def m004_ratings_deliveries(db: Database) -> None:
         },
         pk=("subscription_id", "user", "paper_id"),
     )
-    db["ratings"].create_index(["paper_id"])
-    db["deliveries"].create(
+    db.table("ratings").create_index(["paper_id"])
+    db.table("deliveries").create(
         {
             "subscription_id": int,
             "day": str,
@@ -162,25 +162,25 @@ def m004_ratings_deliveries(db: Database) -> None:
         },
         pk=("subscription_id", "day", "paper_id"),
     )
-    db["deliveries"].create_index(["state"])
-    db["deliveries"].create_index(["subscription_id", "paper_id"])
+    db.table("deliveries").create_index(["state"])
+    db.table("deliveries").create_index(["subscription_id", "paper_id"])
 
 
 @migrations()
 def m005_meta_jobs(db: Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["scheduler_jobs"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("scheduler_jobs").create(
         {"id": str, "next_run_time": float, "job_state": bytes},
         pk="id",
     )
-    db["scheduler_jobs"].create_index(["next_run_time"])
+    db.table("scheduler_jobs").create_index(["next_run_time"])
 
 
 @migrations()
 def m006_digest_runs(db: Database) -> None:
     # One row per (subscription, announcement day) once that day's digest is settled: fully
     # delivered, empty (nothing matched), or skipped.  Scheduling reads it to know what is due.
-    db["digest_runs"].create(
+    db.table("digest_runs").create(
         {"subscription_id": int, "day": str, "outcome": str, "papers": int, "finished_at": str},
         pk=("subscription_id", "day"),
     )
