@@ -8,12 +8,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from adapters.console import render_console
+from adapters.console import render_view as render_console
 from adapters.feeds import render_feed
 from adapters.jsonout import render_json
-from adapters.markdown import render_markdown
+from adapters.markdown import render_view as render_markdown
+from bot.cards import digest_view
 from bot.engine import Engine
-from bot.models import Digest, ScoredPaper
+from bot.models import Card, Digest
 
 FEED_DAYS = 7
 
@@ -31,15 +32,16 @@ def _write(path: Path, data: str | bytes) -> None:
 
 def feed_entries(
     engine: Engine, digest: Digest, days: int = FEED_DAYS
-) -> list[tuple[dt.date, ScoredPaper]]:
+) -> list[tuple[dt.date, Card]]:
     """This digest plus the previous few days', so a reader that polls weekly misses nothing."""
-    entries = [(digest.day, i) for i in digest.items]
-    for day in engine.store.announcement_days(days + 1):
+    top_n = engine.config.summaries.top_n
+    entries = [(digest.day, c) for c in digest_view(digest, top_n=top_n).cards]
+    for day in engine.announcement_days(days + 1):
         if day >= digest.day:
             continue
         old = engine.digests([digest.subscription], day, skip_delivered=False)[0]
         engine.attach_cached_summaries(old.items, digest.subscription)
-        entries += [(day, i) for i in old.items]
+        entries += [(day, c) for c in digest_view(old, top_n=top_n).cards]
         if len({d for d, _ in entries}) >= days:
             break
     return entries
@@ -54,13 +56,13 @@ def write_outputs(
     """
     cfg = engine.config
     out = cfg.outputs
-    top_n = cfg.summaries.top_n
+    view = digest_view(digest, top_n=cfg.summaries.top_n)
     done: list[str] = []
     if out.console and terminal:
-        render_console(digest, console or Console(), top_n)
+        render_console(view, console or Console())
     if out.markdown:
         path = cfg.path(out.markdown)
-        _write(path, render_markdown(digest, top_n=top_n))
+        _write(path, render_markdown(view))
         done.append(f"wrote {path} ({len(digest.items)} papers)")
     if out.json_:
         path = cfg.path(out.json_)

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from feedgen.feed import FeedGenerator
 
 from bot import __version__
-from bot.models import ScoredPaper
-from bot.render import reasons_text, summary_marker
+from bot.models import Card
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -21,29 +20,27 @@ def _x(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def item_html(item: ScoredPaper) -> str:
-    p = item.paper
+def item_html(card: Card) -> str:
     e = html.escape
     parts = [
-        f"<strong>Authors:</strong> {e(', '.join(p.authors) or 'Unknown')}<br/>",
-        f"<strong>Category:</strong> {e(item.category or p.primary_category)}<br/>",
-        f"<strong>Score:</strong> {item.score:.1f} ({e(reasons_text(item))})<br/>",
-        f"<strong>Type:</strong> {e(item.announce_type)}<br/>",
-        f"<strong>Arxiv ID:</strong> {e(p.versioned_id)}<br/>",
-        f"<strong>Abstract:</strong> {e(' '.join(p.abstract.split()))}",
+        f"<strong>Authors:</strong> {e(', '.join(card.authors) or 'Unknown')}<br/>",
+        f"<strong>Category:</strong> {e(card.category)}<br/>",
+        f"<strong>Score:</strong> {card.score or 0:.1f} ({e(card.why())})<br/>",
+        f"<strong>Type:</strong> {e(card.announce_type)}<br/>",
+        f"<strong>Arxiv ID:</strong> {e(card.versioned_id)}<br/>",
+        f"<strong>Abstract:</strong> {e(card.abstract)}",
     ]
-    if item.summary:
-        model = e(item.summary_model or "LLM")
-        body = e(item.summary.strip()).replace("\n", "<br/>")
-        parts.append(f"<br/><br/><strong>🤖 AI Summary (by {model}):</strong><br/>{body}")
-    marker = summary_marker(item)
-    if marker:
-        parts.append(f"<br/><em>{e(marker)}</em>")
+    if card.summary:
+        body = e(card.summary.strip()).replace("\n", "<br/>")
+        by = e(card.summary_by or "LLM")
+        parts.append(f"<br/><br/><strong>🤖 AI Summary (by {by}):</strong><br/>{body}")
+    if card.marker:
+        parts.append(f"<br/><em>{e(card.marker)}</em>")
     return _x("\n".join(parts))
 
 
 def render_feed(
-    entries: Sequence[tuple[dt.date, ScoredPaper]],
+    entries: Sequence[tuple[dt.date, Card]],
     *,
     title: str,
     link: str,
@@ -62,24 +59,23 @@ def render_feed(
     fg.language("en")
     fg.generator("arxiv-herald", version=__version__)
     fg.lastBuildDate(updated or dt.datetime.now(dt.UTC))
-    ordered = sorted(entries, key=lambda e: (e[0], e[1].score), reverse=True)
-    for day, item in ordered:
-        p = item.paper
+    ordered = sorted(entries, key=lambda e: (e[0], e[1].score or 0), reverse=True)
+    for day, card in ordered:
         fe = fg.add_entry(order="append")
-        fe.id(f"{p.url}#{day.isoformat()}")
-        fe.guid(f"{p.url}#{day.isoformat()}", permalink=False)
-        fe.title(_x(p.title))
-        fe.link(href=p.url)
+        fe.id(f"{card.url}#{day.isoformat()}")
+        fe.guid(f"{card.url}#{day.isoformat()}", permalink=False)
+        fe.title(_x(card.title))
+        fe.link(href=card.url)
         when = dt.datetime.combine(day, dt.time(0), dt.UTC)
         fe.published(when)
         fe.updated(when)
-        body = item_html(item)
+        body = item_html(card)
         if atom:
             fe.content(body, type="html")
-            for name in p.authors[:20]:
+            for name in card.authors[:20]:
                 fe.author({"name": _x(name)})
         else:
             fe.description(body)
-        for c in p.categories:
+        for c in (card.category, *card.also):
             fe.category(term=_x(c))
     return fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from bot.models import Digest, ScoredPaper
-from bot.render import reasons_text, summary_marker
+from bot.cards import DigestView, digest_view
+from bot.models import Card, Digest
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
@@ -24,13 +24,13 @@ def escape_block(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _summary_block(item: ScoredPaper) -> str:
-    if not item.summary:
+def _summary_block(card: Card) -> str:
+    if not card.summary:
         return ""
-    model = escape_inline(item.summary_model or "LLM")
+    model = escape_inline(card.summary_by or "LLM")
     # The summary is Markdown and keeps its formatting (blockquotes included), but no raw
     # HTML: an LLM (or a prompt-injected abstract) must not be able to close the block.
-    body = item.summary.replace("<", "&lt;")
+    body = card.summary.replace("<", "&lt;")
     return (
         "\n<details>\n"
         f"<summary><strong>🤖 AI Summary (by {model})</strong> - Click to expand</summary>\n\n"
@@ -38,40 +38,41 @@ def _summary_block(item: ScoredPaper) -> str:
     )
 
 
-def render_item(rank: int, item: ScoredPaper, day: dt.date, top_n: int | None = None) -> str:
-    p = item.paper
-    abstract = " ".join(p.abstract.split())
-    cut = abstract[:300] + ("..." if len(abstract) > 300 else "")
-    marker = summary_marker(item, top_n)
+def render_card(rank: int, card: Card, day: dt.date) -> str:
+    cut = card.abstract[:300] + ("..." if len(card.abstract) > 300 else "")
     lines = [
-        f"### {rank}. [{escape_inline(p.title)}]({p.url})",
+        f"### {rank}. [{escape_inline(card.title)}]({card.url})",
         "",
-        f"**Authors**: {escape_inline(', '.join(p.authors) or 'Unknown')}  ",
-        f"**Category**: {item.category or p.primary_category}  ",
+        f"**Authors**: {escape_inline(', '.join(card.authors) or 'Unknown')}  ",
+        f"**Category**: {card.category}  ",
         f"**Published**: {day.isoformat()}  ",
-        f"**Score**: {item.score:.1f}  ",
-        f"**Why**: {escape_inline(reasons_text(item))}  ",
-        f"**Type**: {item.announce_type}  ",
-        f"**ArXiv ID**: {p.versioned_id}  ",
+        f"**Score**: {card.score or 0:.1f}  ",
+        f"**Why**: {escape_inline(card.why())}  ",
+        f"**Type**: {card.announce_type}  ",
+        f"**ArXiv ID**: {card.versioned_id}  ",
         "",
         "#### Abstract",
         escape_block(cut),
         "",
     ]
     text = "\n".join(lines)
-    if item.summary:
-        text += _summary_block(item)
-    if marker:
-        text += f"\n> _{escape_inline(marker)}_\n"
+    if card.summary:
+        text += _summary_block(card)
+    if card.marker:
+        text += f"\n> _{escape_inline(card.marker)}_\n"
     return text + "\n---"
 
 
 def render_markdown(
     digest: Digest, *, top_n: int | None = None, now: dt.datetime | None = None
 ) -> str:
+    return render_view(digest_view(digest, top_n=top_n), now=now)
+
+
+def render_view(view: DigestView, *, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
-    sub = digest.subscription
-    cats = ", ".join(digest.categories)
+    sub = view.subscription
+    cats = ", ".join(view.categories)
     head = [
         "# arXiv Papers Bot 🤖",
         "",
@@ -81,19 +82,17 @@ def render_markdown(
         "## 📊 Statistics",
         "",
         f"- **Last Updated**: {now:%Y-%m-%d %H:%M:%S} UTC",
-        f"- **Announcement Day**: {digest.day.isoformat()}",
-        f"- **Total Papers Found**: {len(digest.items)}",
+        f"- **Announcement Day**: {view.day.isoformat()}",
+        f"- **Total Papers Found**: {len(view.cards)}",
         f"- **Categories Monitored**: {cats}",
         "",
         "## 📚 Recent Papers",
         "",
     ]
-    if digest.items:
-        body = "\n\n".join(
-            render_item(i, item, digest.day, top_n) for i, item in enumerate(digest.items, 1)
-        )
+    if view.cards:
+        body = "\n\n".join(render_card(i, c, view.day) for i, c in enumerate(view.cards, 1))
     else:
-        body = f"No papers matching the criteria were announced on {digest.day.isoformat()}."
+        body = f"No papers matching the criteria were announced on {view.day.isoformat()}."
     keywords = ", ".join(escape_inline(k) for k in sub.keywords) or "(none)"
     tail = [
         "",

@@ -29,8 +29,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler 
 from slack_bolt.app.async_app import AsyncApp  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
-from adapters.slack import SlackAdapter  # noqa: E402
-from adapters.slack_blocks import SUMMARY_EVENT, parse_slash  # noqa: E402
+from adapters.slack.adapter import SlackAdapter  # noqa: E402
+from adapters.slack.blocks import SUMMARY_EVENT, parse_slash  # noqa: E402
 from bot.commands import Commands  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.engine import Engine  # noqa: E402

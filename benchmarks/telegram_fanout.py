@@ -38,7 +38,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 import yaml  # noqa: E402
 from telegram.ext import AIORateLimiter  # noqa: E402
 
-from adapters.telegram import TelegramAdapter, build_rate_limiter  # noqa: E402
+from adapters.telegram.adapter import TelegramAdapter, build_rate_limiter  # noqa: E402
 from bot.commands import Commands  # noqa: E402
 from bot.config import Config, default_config_text, parse_config  # noqa: E402
 from bot.delivery import deliver  # noqa: E402

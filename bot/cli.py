@@ -12,14 +12,19 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
-from bot.config import Config, default_config_text, load_config
+from bot.config import Config, default_config_text
 from bot.errors import ConfigError, HeraldError, SourceError, UserError
 from bot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.commands import Commands
+    from bot.engine import Engine
+    from bot.models import Digest
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("herald")
@@ -30,39 +35,33 @@ class State:
         self.config_path = config_path
         self.verbose = verbose
         self._config: Config | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
 
     @property
     def config(self) -> Config:
         if self._config is None:
+            from bot.app import load_config
+
             self._config = load_config(self.config_path)
             level = "DEBUG" if self.verbose > 1 else "INFO" if self.verbose else None
             c = self._config
-            setup_logging(
-                level or c.logging.level,
-                c.logging.format,
-                secret_env=_secret_envs(c),
-            )
+            setup_logging(level or c.logging.level, c.logging.format, secret_env=c.secret_envs())
         return self._config
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self._engine is None:
             from bot.engine import Engine
 
             self._engine = Engine(self.config)
         return self._engine
 
+    @property
+    def commands(self) -> Commands:
+        """The chat commands' verbs (rate, why, …), for the CLI's own versions of them."""
+        from bot.commands import Commands
 
-def _secret_envs(c: Config) -> list[str]:
-    return [
-        c.summaries.api_key_env,
-        c.slack.bot_token_env,
-        c.slack.app_token_env,
-        c.slack.signing_secret_env,
-        c.telegram.token_env,
-        c.telegram.webhook_secret_env,
-    ]
+        return Commands(self.engine)
 
 
 def handle_errors(fn: F) -> F:
@@ -132,7 +131,7 @@ def check(state: State) -> None:
         f"  categories: {', '.join(c.arxiv.categories)} ({', '.join(c.arxiv.announce_types)})"
     )
     click.echo(f"  keywords:   {len(c.scoring.keywords)} ({c.scoring.mode} mode)")
-    for name, section in (("slack", c.slack), ("telegram", c.telegram)):
+    for name, section in c.platforms().items():
         click.echo(f"  {name}:{' ' * (10 - len(name))}{'on' if section.enabled else 'off'}")
 
 
@@ -171,7 +170,7 @@ def digest(state: State, day: str | None, fmt: str, out: str | None, no_summarie
     _emit(state, d, fmt, out)
 
 
-def summarize_with_progress(engine: Any, digests: list[Any]) -> None:
+def summarize_with_progress(engine: Engine, digests: list[Digest]) -> None:
     """Fill summaries with a progress bar on stderr (hidden when nothing needs the LLM)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -191,30 +190,15 @@ def summarize_with_progress(engine: Any, digests: list[Any]) -> None:
         engine.summarize_digests(digests, progress=tick)
 
 
-def _emit(state: State, d: Any, fmt: str, out: str | None) -> None:
-    top_n = state.config.summaries.top_n
-    if fmt == "json":
-        from adapters.jsonout import render_json
+def _emit(state: State, d: Digest, fmt: str, out: str | None) -> None:
+    from bot.app import render
 
-        text = render_json(d)
-    elif fmt == "markdown":
-        from adapters.markdown import render_markdown
-
-        text = render_markdown(d, top_n=top_n)
-    else:
-        from adapters.console import render_console
-
-        if out:
-            with open(out, "w", encoding="utf-8") as fh:
-                render_console(d, Console(file=fh, width=100, color_system=None), top_n)
-            click.echo(f"Wrote {out}", err=True)
-        else:
-            render_console(d, Console(), top_n)
-        return
-    if out:
+    text = render(d, fmt, state.config.summaries.top_n, out)
+    if text is not None and out:
         Path(out).write_text(text, encoding="utf-8")
+    if out:
         click.echo(f"Wrote {out}", err=True)
-    else:
+    elif text is not None:
         click.echo(text)
 
 
@@ -234,7 +218,7 @@ def run(state: State, no_summaries: bool) -> None:
             "nothing to show: no announcements have been fetched yet "
             f"({report.summary()}). Check arxiv.rss_url and your network, then run again."
         )
-    from adapters.embedded import write_outputs
+    from bot.app import deliver_chats, write_outputs
 
     d = engine.digest()
     if not no_summaries:
@@ -242,12 +226,8 @@ def run(state: State, no_summaries: bool) -> None:
     for line in write_outputs(engine, d):
         click.echo(line, err=True)
     cfg = state.config
-    if cfg.slack.enabled or cfg.telegram.enabled:
-        import asyncio
-
-        from bot.app import Service
-
-        reports = asyncio.run(Service(cfg, engine).run_once())
+    if cfg.enabled_platforms():
+        reports = deliver_chats(cfg, engine)
         for r in reports:
             outcome = f"failed: {r.failed}" if r.failed else f"{r.sent} messages sent"
             click.echo(f"{r.subscription.label} {r.day}: {outcome}", err=True)
@@ -264,10 +244,9 @@ def lookup(state: State, paper_id: str, fmt: str) -> None:
     """Show a paper by any id form (2601.19278, arXiv:…, an abs/pdf URL, hep-th/9901001)."""
     paper = state.engine.lookup(paper_id)
     if fmt == "json":
-        from storage.db import paper_to_row
+        import dataclasses
 
-        row = paper_to_row(paper)
-        row["authors"], row["categories"] = list(paper.authors), list(paper.categories)
+        row = dataclasses.asdict(paper)
         click.echo(json.dumps(row, ensure_ascii=False, indent=2))
         return
     click.echo(f"{paper.title}\n{', '.join(paper.authors)}")
@@ -294,12 +273,10 @@ def serve(state: State, host: str | None, port: int | None) -> None:
         cfg.web.host = host
     if port is not None:
         cfg.web.port = port
-    click.echo(
-        f"herald serve: web on http://{cfg.web.host}:{cfg.web.port}, "
-        f"slack {'on' if cfg.slack.enabled else 'off'}, "
-        f"telegram {'on' if cfg.telegram.enabled else 'off'}",
-        err=True,
+    chats = ", ".join(
+        f"{name} {'on' if section.enabled else 'off'}" for name, section in cfg.platforms().items()
     )
+    click.echo(f"herald serve: web on http://{cfg.web.host}:{cfg.web.port}, {chats}", err=True)
     run_service(cfg, stop_requested)
 
 
@@ -315,14 +292,14 @@ def status(state: State) -> None:
     ok = store.last_fetch("ok")
     if last:
         click.echo(
-            f"last fetch:    {last['finished_at']} UTC — {last['status']}"
-            + (f" (day {last['day']}, {last['items']} listings)" if last["day"] else "")
-            + (f": {last['message']}" if last["status"] == "error" else "")
+            f"last fetch:    {last.finished_at:%Y-%m-%d %H:%M:%S} UTC — {last.status}"
+            + (f" (day {last.day}, {last.items} listings)" if last.day else "")
+            + (f": {last.message}" if last.status == "error" else "")
         )
     else:
         click.echo("last fetch:    never (run `herald fetch`)")
-    if ok and ok is not last:
-        click.echo(f"last good:     {ok['finished_at']} UTC (day {ok['day']})")
+    if ok and last and ok.id != last.id:
+        click.echo(f"last good:     {ok.finished_at:%Y-%m-%d %H:%M:%S} UTC (day {ok.day})")
     click.echo(f"papers:        {store.count_papers():,}; latest day {store.latest_day() or '-'}")
     runs = stored_next_runs(store)
     if runs:
@@ -336,11 +313,9 @@ def status(state: State) -> None:
     click.echo(f"subscriptions: {len(active)} active of {len(subs)}")
     click.echo(f"pending deliveries: {store.pending_delivery_count()}")
     for row in store.unfinished_deliveries():
-        sub = store.subscription_by_id(row["subscription_id"])
-        label = sub.label if sub else row["subscription_id"]
-        click.echo(
-            f"  {label} {row['day']}: {row['remaining']} left ({row['ambiguous']} in flight)"
-        )
+        sub = store.subscription_by_id(row.subscription_id)
+        label = sub.label if sub else row.subscription_id
+        click.echo(f"  {label} {row.day}: {row.remaining} left ({row.ambiguous} in flight)")
     dead = store.deactivated_subscriptions()
     if dead:
         click.echo("deactivated chats:")
@@ -359,8 +334,8 @@ def summarize(
     state: State, paper_id: str, lang: str | None, source: str | None, fresh: bool
 ) -> None:
     """Summarize one paper (any id form) with the configured LLM; cached after the first time."""
+    from bot.cards import summary_marker
     from bot.models import SUMMARY_PRESENT
-    from bot.render import summary_marker
 
     engine = state.engine
     with Console(stderr=True).status("Summarizing…"):
@@ -397,18 +372,18 @@ def usage(state: State, days: int) -> None:
         table.add_column(col, justify="right" if col not in ("day", "model") else "left")
     tot = [0, 0, 0, 0, 0.0]
     for r in rows:
-        failed = (r["calls"] or 0) - (r["ok_calls"] or 0)
+        failed = r.calls - r.ok_calls
         table.add_row(
-            r["day"],
-            r["model"],
-            str(r["calls"]),
+            r.day,
+            r.model,
+            str(r.calls),
             str(failed),
-            f"{r['tokens_in'] or 0:,}",
-            f"{r['tokens_out'] or 0:,}",
-            f"{r['cost'] or 0:.4f}",
+            f"{r.tokens_in:,}",
+            f"{r.tokens_out:,}",
+            f"{r.cost:.4f}",
         )
-        for i, v in enumerate((r["calls"], failed, r["tokens_in"], r["tokens_out"], r["cost"])):
-            tot[i] += v or 0
+        for i, v in enumerate((r.calls, failed, r.tokens_in, r.tokens_out, r.cost)):
+            tot[i] += v
     table.add_row(
         "total",
         "",
@@ -429,4 +404,75 @@ def usage(state: State, days: int) -> None:
         )
 
 
-from bot import learning_cli  # noqa: E402,F401
+# -- ratings and explanations without a chat (the same verbs as the chat buttons) --------------
+_SUBSCRIPTION_HELP = (
+    "Subscription id, name or platform:chat (default: the config file's own subscription)."
+)
+_VOTES = {"up": 1, "down": -1}
+
+
+@main.command()
+@click.argument("paper_id")
+@click.argument("vote", type=click.Choice(sorted(_VOTES), case_sensitive=False))
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.option("--user", "-u", default="cli", show_default=True, help="Who rates.")
+@click.pass_obj
+@handle_errors
+def rate(state: State, paper_id: str, vote: str, sub_ref: str | None, user: str) -> None:
+    """Rate a paper 👍 (up) or 👎 (down); the next ranking takes it into account."""
+    commands = state.commands
+    sub = commands.resolve_subscription(sub_ref)
+    paper = state.engine.lookup(paper_id)
+    outcome = commands.rate(sub, user, paper, _VOTES[vote.lower()])
+    thumb = "👍" if outcome.value > 0 else "👎"
+    if not outcome.changed:
+        verb = f"Already rated {thumb}"
+    elif outcome.previous is None:
+        verb = f"Rated {thumb}"
+    else:
+        verb = f"Changed the rating to {thumb}"
+    click.echo(f"{verb}: {paper.title} ({paper.id}) for {sub.label}, as {user}.")
+    click.echo("\n".join(commands.why_lines(sub, paper, user)))
+
+
+@main.command()
+@click.option("--subscription", "-s", "sub_ref", help="Only this subscription (id or name).")
+@click.pass_obj
+@handle_errors
+def ratings(state: State, sub_ref: str | None) -> None:
+    """Every 👍/👎 recorded: subscription, user, paper, title, value and time."""
+    from rich.table import Table
+
+    sub_id = state.commands.resolve_subscription(sub_ref).id if sub_ref else None
+    rows = state.engine.store.ratings(sub_id)
+    if not rows:
+        click.echo("No ratings yet. Rate with `herald rate ID up|down` or 👍/👎 in a chat.")
+        return
+    table = Table(title=f"{len(rows)} rating{'s' if len(rows) != 1 else ''}")
+    table.add_column("subscription", no_wrap=True)
+    table.add_column("user", no_wrap=True)
+    table.add_column("paper", no_wrap=True)
+    table.add_column("title", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("value", justify="center", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    for r in rows:
+        thumb = "👍" if r.value > 0 else "👎"
+        table.add_row(r.subscription, r.user, r.paper_id, r.title or "?", thumb, r.at)
+    console = Console()
+    # Piped or captured output has no terminal width to fit: don't squeeze titles into 80.
+    (console if console.is_terminal else Console(width=140)).print(table)
+
+
+@main.command()
+@click.argument("paper_id")
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.option("--user", "-u", help="Explain from this person's view (shared channels).")
+@click.pass_obj
+@handle_errors
+def why(state: State, paper_id: str, sub_ref: str | None, user: str | None) -> None:
+    """Why a paper gets its score: keyword matches, the learned part from ratings, mutes."""
+    commands = state.commands
+    sub = commands.resolve_subscription(sub_ref)
+    paper = state.engine.lookup(paper_id)
+    click.echo(f"For {sub.label}:")
+    click.echo("\n".join(commands.why_lines(sub, paper, user)))

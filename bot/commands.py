@@ -12,15 +12,24 @@ import logging
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.cards import card_for
 from bot.categories import EXAMPLES, normalize_categories
 from bot.config import check_time, check_timezone
 from bot.errors import CommandError, HeraldError, UserError
 from bot.ids import USAGE as ID_USAGE
-from bot.models import Command, Rating, Reply, ScoredPaper, Subscription, SummaryStatus
-from bot.render import short_authors
+from bot.models import (
+    Command,
+    Paper,
+    Rating,
+    Reply,
+    ScoredPaper,
+    Subscription,
+    SummaryStatus,
+    short_authors,
+)
 from bot.scoring import check_keyword, normalize, parse_keywords
 
 if TYPE_CHECKING:
@@ -30,10 +39,93 @@ log = logging.getLogger(__name__)
 
 MAX_KEYWORDS = 200
 MAX_ARG_CHARS = 2000
-SLOW = frozenset({"summarize", "digest", "why", "more"})
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+SETTINGS_USAGE = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
+F = TypeVar("F", bound=Callable[..., Any])
 
 GENERIC_ERROR = "Sorry, something went wrong on my side. It has been logged; please try again."
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """Everything a surface needs to know about one command, declared once on its handler.
+
+    Help, the Telegram menu, Slack's acknowledgement text and the permission check all derive
+    from these; an adapter never lists commands itself.
+    """
+
+    name: str
+    method: str
+    help: str  # one line: what it does
+    usage: str = ""  # its arguments, e.g. "cs.LG cs.CL"
+    menu: str = ""  # the short description of a platform's command menu (default: help)
+    aliases: tuple[str, ...] = ()
+    #: Network or LLM work: acknowledged at once with ``working``, answered when done, and
+    #: never holding up the chat's other commands.
+    slow: bool = False
+    #: May change the chat's subscription: in shared chats only admins (or members, on Slack)
+    #: may, so adapters find out who is asking before running it.
+    changes: bool = False
+    working: str | None = None  # "⏳ Summarizing {arg} …"; {arg}: the first argument
+    listed: bool = True  # shown in help and menus
+
+    @property
+    def menu_text(self) -> str:
+        return self.menu or self.help
+
+
+class Registry:
+    """The commands, by name and alias, in declaration order."""
+
+    def __init__(self) -> None:
+        self._specs: list[CommandSpec] = []
+        self._by_name: dict[str, CommandSpec] = {}
+
+    def command(self, name: str, help: str, **meta: Any) -> Callable[[F], F]:
+        """Declare the decorated ``Commands`` method as the handler of ``/name``."""
+
+        def register(fn: F) -> F:
+            spec = CommandSpec(name=name, method=fn.__name__, help=help, **meta)
+            for key in (spec.name, *spec.aliases):
+                if key in self._by_name:
+                    raise ValueError(f"command name {key!r} is declared twice")
+                self._by_name[key] = spec
+            self._specs.append(spec)
+            return fn
+
+        return register
+
+    def get(self, name: str) -> CommandSpec | None:
+        return self._by_name.get(name.lower())
+
+    def listed(self) -> list[CommandSpec]:
+        return [s for s in self._specs if s.listed]
+
+    def names(self) -> list[str]:
+        """Every name and alias (what a platform's command handler should answer to)."""
+        return list(self._by_name)
+
+    def menu(self) -> list[tuple[str, str]]:
+        """(name, description) for a platform's command menu."""
+        return [(s.name, s.menu_text) for s in self.listed()]
+
+    def working_text(self, cmd: Command) -> str | None:
+        """The acknowledgement a slow command shows while it runs (None: quick command)."""
+        spec = self.get(cmd.name)
+        if spec is None or not spec.slow:
+            return None
+        template = spec.working or "⏳ Working on it …"
+        if "{arg}" not in template:
+            return template
+        # "{arg}" promises one paper: anything else is a usage error, answered at once.
+        return template.format(arg=cmd.args[0][:100]) if len(cmd.args) == 1 else None
+
+    def needs_admin_check(self, cmd: Command) -> bool:
+        spec = self.get(cmd.name)
+        return spec is not None and spec.changes and cmd.is_group
+
+
+COMMANDS = Registry()
 
 
 def prefix(platform: str, name: str) -> str:
@@ -86,29 +178,19 @@ def make_command(
 
 
 def help_text(platform: str) -> str:
-    p = lambda n: prefix(platform, n)  # noqa: E731
     lines = [
         "arxiv-herald posts each announcement day's relevant new arXiv papers here, ranked "
         "by your keywords and your 👍/👎.",
         "",
-        f"{p('subscribe')} cs.LG cs.CL — follow categories (no argument: the defaults)",
-        f"{p('unsubscribe')} — stop the daily digest",
-        f'{p("keywords")} add|remove|list <words or "a phrase">',
-        f"{p('exclude')} add|remove|list <words> — drop papers mentioning these",
-        f"{p('settings')} [time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]",
-        f"{p('digest')} — today's digest now",
-        f"{p('summarize')} <arXiv id or URL> — an LLM summary of any paper",
-        f"{p('why')} <id> — why a paper got its score",
-        f"{p('more')} <id> — more papers like this one",
-        f"{p('mute')} <topic> / {p('unmute')} <topic> — hide a topic for this chat",
-        f"{p('status')} — settings, last fetch, next digest, your feed",
-        f"{p('help')} — this message",
     ]
+    for spec in COMMANDS.listed():
+        usage = f" {spec.usage}" if spec.usage else ""
+        lines.append(f"{prefix(platform, spec.name)}{usage} — {spec.help}")
     return "\n".join(lines)
 
 
 class Commands:
-    """Handles commands and ratings for every platform."""
+    """Handles commands and ratings for every platform (and the CLI's rating verbs)."""
 
     def __init__(
         self,
@@ -131,13 +213,14 @@ class Commands:
                     f"That is {len(cmd.raw):,} characters; commands take at most "
                     f"{MAX_ARG_CHARS:,}. Split it into several commands."
                 )
-            fn = getattr(self, f"cmd_{cmd.name.replace('-', '_')}", None)
-            if fn is None or not cmd.name:
+            spec = COMMANDS.get(cmd.name) if cmd.name else None
+            if spec is None:
                 shown = cmd.name if len(cmd.name) <= 30 else cmd.name[:29] + "…"
                 raise CommandError(
                     f"I don't know the command '{shown}'.\n\n{help_text(cmd.platform)}"
                 )
-            return fn(cmd)
+            reply: Reply = getattr(self, spec.method)(cmd)
+            return reply
         except UserError as exc:
             return Reply(text=str(exc), ephemeral=True, error=True)
         except HeraldError as exc:
@@ -150,35 +233,76 @@ class Commands:
     def handle_rating(
         self, platform: str, chat: str, user: str, paper_id: str, value: int
     ) -> Reply:
-        """A 👍/👎 press: record it (same again is a no-op, the other flips it)."""
+        """A 👍/👎 press in a chat: record it (same again is a no-op, the other flips it)."""
         try:
             sub = self._sub(platform, chat)
-            if value not in (1, -1):
-                raise CommandError("A rating is 👍 or 👎.")
             paper = self.engine.store.get_paper(paper_id)
             if paper is None:
                 raise CommandError(f"I don't know the paper {paper_id}.")
-            assert sub.id is not None
-            prev, new = self.engine.store.record_rating(Rating(sub.id, user, paper_id, value))
-            self.engine.rating_changed(sub)
-            up, down = self.engine.store.tally(sub.id, paper_id)
-            verb = "👍" if new > 0 else "👎"
-            if prev == new:
+            outcome = self.rate(sub, user, paper, value)
+            verb = "👍" if outcome.value > 0 else "👎"
+            if not outcome.changed:
                 text = f"You already rated this {verb}."
-            elif prev is None:
+            elif outcome.previous is None:
                 text = f"Thanks — rated {verb}. Tomorrow's ranking takes it into account."
             else:
                 text = f"Changed your rating to {verb}."
             return Reply(
                 text=text,
                 ephemeral=True,
-                data={"up": up, "down": down, "vote": new, "changed": prev != new},
+                data={
+                    "up": outcome.up,
+                    "down": outcome.down,
+                    "vote": outcome.value,
+                    "changed": outcome.changed,
+                },
             )
         except UserError as exc:
             return Reply(text=str(exc), ephemeral=True, error=True)
         except Exception:
             log.exception("rating from %s:%s failed", platform, chat)
             return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
+
+    # -- verbs shared with the CLI ------------------------------------------------------------
+    def rate(self, sub: Subscription, user: str, paper: Paper, value: int) -> RatingOutcome:
+        """Record ``user``'s 👍 (+1) or 👎 (-1) of ``paper`` for ``sub``; the next ranking
+        takes it into account at once."""
+        if value not in (1, -1):
+            raise CommandError("A rating is 👍 or 👎.")
+        assert sub.id is not None
+        prev, new = self.engine.store.record_rating(Rating(sub.id, user, paper.id, value))
+        self.engine.rating_changed(sub)
+        up, down = self.engine.store.tally(sub.id, paper.id)
+        return RatingOutcome(prev, new, up, down)
+
+    def why_lines(self, sub: Subscription, paper: Paper, user: str | None = None) -> list[str]:
+        """A paper's score for ``sub`` and every reason behind it, one line each."""
+        item = self.engine.explain(sub, paper, user=user)
+        lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}"]
+        lines += [f"• {r.text}" for r in item.reasons] or ["• no keyword matched"]
+        if item.score < sub.min_score:
+            lines.append(f"(below this chat's min score {sub.min_score:g}, so not shown)")
+        return lines
+
+    def resolve_subscription(self, ref: str | None) -> Subscription:
+        """A subscription by id, name or ``platform:chat``; None gives the config's own."""
+        engine = self.engine
+        if ref is None:
+            return engine.default_subscription()
+        ref = ref.strip()
+        if ref.isdigit():
+            sub = engine.store.subscription_by_id(int(ref))
+            if sub is not None:
+                return sub
+        subs = [engine.default_subscription()]
+        subs += [
+            s for s in engine.store.list_subscriptions(active_only=False) if s.platform != "default"
+        ]
+        for s in subs:
+            if ref in (s.name, s.label, f"{s.platform}:{s.chat}"):
+                return s
+        known = ", ".join(f"{s.id} ({s.label})" for s in subs)
+        raise UserError(f"No subscription '{ref[:60]}'. Known subscriptions: {known}.")
 
     # -- helpers -----------------------------------------------------------------------------
     def _sub(self, platform: str, chat: str) -> Subscription:
@@ -190,14 +314,19 @@ class Commands:
             )
         return sub
 
-    def _require_admin(self, cmd: Command, what: str) -> None:
+    def _allowed(self, cmd: Command) -> None:
+        """Every change to a chat's subscription passes here: in a shared chat only its admins
+        may (the adapter found out, because the command is declared ``changes``)."""
         if cmd.is_group and not cmd.is_admin:
+            spec = COMMANDS.get(cmd.name)
+            what = spec.help if spec is not None else "change this chat's settings"
             raise CommandError(
-                f"Only this chat's admins can {what}. Ask one of them, or use me in a "
-                "private chat for your own digest."
+                f"Only this chat's admins can {what.split(' (')[0]}. Ask one of them, or use me "
+                "in a private chat for your own digest."
             )
 
-    def _save(self, sub: Subscription, **fields: object) -> Subscription:
+    def _save(self, cmd: Command, sub: Subscription, **fields: object) -> Subscription:
+        self._allowed(cmd)
         assert sub.id is not None
         new = self.engine.store.update_subscription(sub.id, **fields)
         if self.on_change:
@@ -230,9 +359,7 @@ class Commands:
         return f"{base.rstrip('/')}/feeds/s/{sub.feed_token}.xml"
 
     # -- commands ----------------------------------------------------------------------------
-    def cmd_help(self, cmd: Command) -> Reply:
-        return Reply(text=help_text(cmd.platform), ephemeral=True)
-
+    @COMMANDS.command("start", "what this bot does and how to begin")
     def cmd_start(self, cmd: Command) -> Reply:
         sub = self.engine.store.get_subscription(cmd.platform, cmd.chat)
         intro = (
@@ -249,8 +376,14 @@ class Commands:
             intro += "You are subscribed:\n" + self.describe(sub) + "\n\n"
         return Reply(text=intro + help_text(cmd.platform))
 
+    @COMMANDS.command(
+        "subscribe",
+        "follow categories (no argument: the defaults)",
+        usage="cs.LG cs.CL",
+        menu="Follow arXiv categories, e.g. /subscribe cs.LG cs.CL",
+        changes=True,
+    )
     def cmd_subscribe(self, cmd: Command) -> Reply:
-        self._require_admin(cmd, "subscribe this chat")
         cfg = self.engine.config
         cats = normalize_categories(list(cmd.args)) if cmd.args else tuple(cfg.arxiv.categories)
         if len(cats) > 20:
@@ -258,9 +391,10 @@ class Commands:
         store = self.engine.store
         old = store.get_subscription(cmd.platform, cmd.chat)
         if old is not None:
-            sub = self._save(old, categories=cats, active=True, deactivated_reason=None)
+            sub = self._save(cmd, old, categories=cats, active=True, deactivated_reason=None)
             verb = "Updated" if old.active else "Welcome back! Resumed"
             return Reply(text=f"{verb} this chat's subscription.\n{self.describe(sub)}")
+        self._allowed(cmd)
         base = cfg.default_subscription()
         sub = store.upsert_subscription(
             replace(
@@ -286,10 +420,12 @@ class Commands:
             f"day; {prefix(cmd.platform, 'digest')} shows today's now."
         )
 
+    @COMMANDS.command(
+        "unsubscribe", "stop the daily digest", menu="Stop the daily digest here", changes=True
+    )
     def cmd_unsubscribe(self, cmd: Command) -> Reply:
-        self._require_admin(cmd, "unsubscribe this chat")
         sub = self._sub(cmd.platform, cmd.chat)
-        self._save(sub, active=False, deactivated_reason="unsubscribed")
+        self._save(cmd, sub, active=False, deactivated_reason="unsubscribed")
         return Reply(
             text="Unsubscribed: no more daily digests here. Your settings and ratings are "
             f"kept; {prefix(cmd.platform, 'subscribe')} resumes."
@@ -306,9 +442,9 @@ class Commands:
             return Reply(text=f"{label} ({len(current)}):\n{shown}", ephemeral=True)
         if action not in ("add", "remove", "rm", "del", "delete", "clear"):
             raise self._usage(cmd, usage)
-        self._require_admin(cmd, f"change the {label.lower()}")
+        self._allowed(cmd)
         if action == "clear":
-            self._save(sub, **{field: ()})
+            self._save(cmd, sub, **{field: ()})
             return Reply(text=f"Cleared all {label.lower()}.")
         words = [check_keyword(w) for w in parse_keywords(rest)]
         if not words:
@@ -319,7 +455,7 @@ class Commands:
             new = current + tuple(dict.fromkeys(added))
             if len(new) > MAX_KEYWORDS:
                 raise CommandError(f"At most {MAX_KEYWORDS} {label.lower()} per chat.")
-            self._save(sub, **{field: new})
+            self._save(cmd, sub, **{field: new})
             dup = [w for w in words if w not in added]
             text = f"Added: {', '.join(added)}." if added else "Nothing new to add."
             if dup:
@@ -328,30 +464,49 @@ class Commands:
         gone = {normalize(w) for w in words}
         kept = tuple(k for k in current if normalize(k) not in gone)
         missing = [w for w in words if normalize(w) not in norm]
-        self._save(sub, **{field: kept})
+        self._save(cmd, sub, **{field: kept})
         text = f"Removed {len(current) - len(kept)}."
         if missing:
             text += f" Not in the list: {', '.join(missing)}."
         return Reply(text=text + f" Now {len(kept)} {label.lower()}.")
 
+    @COMMANDS.command(
+        "keywords",
+        "change the keywords that rank papers",
+        usage='add|remove|list <words or "a phrase">',
+        menu="add | remove | list the keywords that rank papers",
+        aliases=("keyword",),
+        changes=True,
+    )
     def cmd_keywords(self, cmd: Command) -> Reply:
         return self._word_list(cmd, "keywords", "Keywords")
 
+    @COMMANDS.command(
+        "exclude",
+        "change the words that drop papers mentioning them",
+        usage="add|remove|list <words>",
+        menu="add | remove | list words that drop papers",
+        aliases=("excludes",),
+        changes=True,
+    )
     def cmd_exclude(self, cmd: Command) -> Reply:
         return self._word_list(cmd, "excludes", "Excluded keywords")
 
-    cmd_excludes = cmd_exclude
-    cmd_keyword = cmd_keywords
-
+    @COMMANDS.command(
+        "settings",
+        "change settings (no argument: show them)",
+        usage=SETTINGS_USAGE,
+        menu="time HH:MM · tz Area/City · max N · lang L · cross on|off",
+        changes=True,
+    )
     def cmd_settings(self, cmd: Command) -> Reply:
         sub = self._sub(cmd.platform, cmd.chat)
         args = list(cmd.args)
-        usage = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
         if not args:
             return Reply(text=self.describe(sub), ephemeral=True)
-        self._require_admin(cmd, "change settings")
+        self._allowed(cmd)
         if len(args) % 2:
-            raise self._usage(cmd, usage + f"\n'{args[-1]}' needs a value.")
+            raise self._usage(cmd, SETTINGS_USAGE + f"\n'{args[-1][:30]}' needs a value.")
         changes: dict[str, object] = {}
         types = list(sub.announce_types)
         for key, value in zip(args[::2], args[1::2], strict=True):
@@ -381,38 +536,23 @@ class Commands:
                 else:
                     raise CommandError(
                         f"Unknown setting '{key[:30]}'. Usage: "
-                        f"{prefix(cmd.platform, 'settings')} {usage}"
+                        f"{prefix(cmd.platform, 'settings')} {SETTINGS_USAGE}"
                     )
             except ValueError as exc:
                 msg = str(exc)
                 if msg.startswith("invalid literal") or "could not convert" in msg:
                     msg = f"'{value}' is not a number"
                 raise CommandError(f"{key}: {msg}.") from None
-        sub = self._save(sub, **changes)
+        sub = self._save(cmd, sub, **changes)
         return Reply(text="Saved.\n" + self.describe(sub))
 
-    def cmd_status(self, cmd: Command) -> Reply:
-        sub = self._sub(cmd.platform, cmd.chat)
-        store = self.engine.store
-        last = store.last_fetch()
-        lines = [self.describe(sub)]
-        if last:
-            lines.append(
-                f"Last fetch: {last['finished_at']} UTC ({last['status']}"
-                + (f", day {last['day']}" if last["day"] else "")
-                + ")"
-            )
-        else:
-            lines.append("Last fetch: never")
-        nxt = self.next_run(sub) if self.next_run else None
-        if nxt:
-            lines.append(f"Next digest: {nxt:%a %d %b %H:%M %Z}")
-        assert sub.id is not None
-        rated = store.rating_count(sub.id)
-        lines.append(f"Ratings so far: {rated}")
-        lines.append(f"Your private feed: {self.feed_url(sub)}")
-        return Reply(text="\n".join(lines), ephemeral=True)
-
+    @COMMANDS.command(
+        "digest",
+        "today's digest now",
+        menu="Today's digest, now",
+        slow=True,
+        working="⏳ Putting today's digest together …",
+    )
     def cmd_digest(self, cmd: Command) -> Reply:
         sub = self._sub(cmd.platform, cmd.chat)
         engine = self.engine
@@ -430,6 +570,15 @@ class Commands:
         engine.summarize_digests([digest])
         return Reply(text=f"Today's digest: {len(digest.items)} papers.", digest=digest)
 
+    @COMMANDS.command(
+        "summarize",
+        "an LLM summary of any paper",
+        usage="<arXiv id or URL>",
+        menu="Summarize any paper: /summarize 2601.19278",
+        aliases=("summary",),
+        slow=True,
+        working="⏳ Summarizing {arg} …",
+    )
     def cmd_summarize(self, cmd: Command) -> Reply:
         if not cmd.args:
             raise self._usage(cmd, f"<arXiv id or URL>\n{ID_USAGE}")
@@ -444,29 +593,48 @@ class Commands:
                 f"off for this bot (summaries.enabled in its config). The abstract:\n{abstract}"
             )
         item = ScoredPaper(paper=paper, score=0.0, category=paper.primary_category)
-        if sub is not None:
+        rated = sub is not None and sub.active
+        if rated:
+            assert sub is not None
             item = self.engine.explain(sub, paper)
         item.summary, item.summary_status = outcome.text, outcome.status
         item.summary_note, item.summary_model = outcome.note, outcome.model
         text = f"{paper.title} ({paper.versioned_id})\n{short_authors(paper.authors)}\n{paper.url}"
         if outcome.text:
             text += "\n\n" + outcome.text
-        return Reply(text=text, item=item)
+        tally = self.engine.store.tally(sub.id, paper.id) if rated and sub and sub.id else (0, 0)
+        card = card_for(
+            item,
+            top_n=self.engine.config.summaries.top_n,
+            show_score=rated,
+            buttons=rated,
+            tally=tally,
+        )
+        return Reply(text=text, item=item, card=card)
 
-    cmd_summary = cmd_summarize
-
+    @COMMANDS.command(
+        "why",
+        "why a paper got its score",
+        usage="<id>",
+        menu="Why a paper got its score",
+        slow=True,
+        working="⏳ Looking at {arg} …",
+    )
     def cmd_why(self, cmd: Command) -> Reply:
         if len(cmd.args) != 1:
             raise self._usage(cmd, "<arXiv id>")
         sub = self._sub(cmd.platform, cmd.chat)
         paper = self.engine.lookup(cmd.args[0])
-        item = self.engine.explain(sub, paper, user=cmd.user)
-        lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}"]
-        lines += [f"• {r.text}" for r in item.reasons] or ["• no keyword matched"]
-        if item.score < sub.min_score:
-            lines.append(f"(below this chat's min score {sub.min_score:g}, so not shown)")
-        return Reply(text="\n".join(lines), ephemeral=True, item=item)
+        return Reply(text="\n".join(self.why_lines(sub, paper, cmd.user)), ephemeral=True)
 
+    @COMMANDS.command(
+        "more",
+        "more papers like this one",
+        usage="<id>",
+        menu="More papers like this one",
+        slow=True,
+        working="⏳ Looking at {arg} …",
+    )
     def cmd_more(self, cmd: Command) -> Reply:
         if len(cmd.args) != 1:
             raise self._usage(cmd, "<arXiv id>")
@@ -479,29 +647,42 @@ class Commands:
             ephemeral=True,
         )
 
+    @COMMANDS.command(
+        "mute",
+        "hide a topic from this chat's digest (no argument: list them)",
+        usage="<topic>",
+        menu="Hide a topic from this chat's digest",
+        changes=True,
+    )
     def cmd_mute(self, cmd: Command) -> Reply:
         sub = self._sub(cmd.platform, cmd.chat)
         topics = [check_keyword(w) for w in parse_keywords(cmd.raw)]
         if not topics:
             shown = ", ".join(sub.muted) or "(none)"
             return Reply(text=f"Muted topics: {shown}", ephemeral=True)
-        self._require_admin(cmd, "mute topics")
         have = {normalize(m) for m in sub.muted}
         new = sub.muted + tuple(t for t in topics if normalize(t) not in have)
-        self._save(sub, muted=new)
+        self._save(cmd, sub, muted=new)
         return Reply(
             text=f"Muted: {', '.join(topics)}. Papers about it stay out of this chat's digest "
             f"until {prefix(cmd.platform, 'unmute')}."
         )
 
+    @COMMANDS.command(
+        "unmute",
+        "show a muted topic again",
+        usage="<topic> | all",
+        menu="Show a muted topic again",
+        changes=True,
+    )
     def cmd_unmute(self, cmd: Command) -> Reply:
         sub = self._sub(cmd.platform, cmd.chat)
         topics = [check_keyword(w) for w in parse_keywords(cmd.raw)]
         if not topics:
             raise self._usage(cmd, "<topic>  (or 'all')")
-        self._require_admin(cmd, "unmute topics")
+        self._allowed(cmd)
         if [normalize(t) for t in topics] == ["all"]:
-            self._save(sub, muted=())
+            self._save(cmd, sub, muted=())
             return Reply(text="Unmuted every topic.")
         gone = {normalize(t) for t in topics}
         kept = tuple(m for m in sub.muted if normalize(m) not in gone)
@@ -509,5 +690,48 @@ class Commands:
             raise CommandError(
                 f"'{', '.join(topics)}' is not muted. Muted: {', '.join(sub.muted) or '(none)'}"
             )
-        self._save(sub, muted=kept)
+        self._save(cmd, sub, muted=kept)
         return Reply(text=f"Unmuted: {', '.join(topics)}.")
+
+    @COMMANDS.command(
+        "status",
+        "settings, last fetch, next digest, your feed",
+        menu="Settings, last fetch, next digest, your feed",
+    )
+    def cmd_status(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        store = self.engine.store
+        last = store.last_fetch()
+        lines = [self.describe(sub)]
+        if last:
+            lines.append(
+                f"Last fetch: {last.finished_at:%Y-%m-%d %H:%M} UTC ({last.status}"
+                + (f", day {last.day}" if last.day else "")
+                + ")"
+            )
+        else:
+            lines.append("Last fetch: never")
+        nxt = self.next_run(sub) if self.next_run else None
+        if nxt:
+            lines.append(f"Next digest: {nxt:%a %d %b %H:%M %Z}")
+        assert sub.id is not None
+        rated = store.rating_count(sub.id)
+        lines.append(f"Ratings so far: {rated}")
+        lines.append(f"Your private feed: {self.feed_url(sub)}")
+        return Reply(text="\n".join(lines), ephemeral=True)
+
+    @COMMANDS.command("help", "this message", menu="Every command")
+    def cmd_help(self, cmd: Command) -> Reply:
+        return Reply(text=help_text(cmd.platform), ephemeral=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RatingOutcome:
+    previous: int | None
+    value: int
+    up: int
+    down: int
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.value

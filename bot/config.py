@@ -7,15 +7,24 @@ token (``slack.bot_token_env: SLACK_BOT_TOKEN``), and :func:`secret` reads it.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import zoneinfo
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
 from bot.categories import UnknownCategory, normalize_categories
@@ -23,6 +32,7 @@ from bot.errors import ConfigError
 from bot.models import Subscription
 
 ENV_CONFIG = "HERALD_CONFIG"
+S = TypeVar("S", bound="PlatformSection")
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
 
@@ -159,36 +169,31 @@ class SummariesSection(_Section):
     daily_budget: BudgetSection | None = None
 
 
-class SlackSection(_Section):
+class PlatformSection(_Section):
+    """The config section of a chat platform.  Each adapter package declares its own subclass
+    next to its code; the composition root hands them to the loader.
+
+    Every field whose name ends in ``_env`` names an environment variable holding a secret
+    (the secret itself never appears in the file, nor in logs).
+    """
+
     enabled: bool = False
-    mode: Literal["socket", "http"] = "socket"
-    bot_token_env: str = "SLACK_BOT_TOKEN"
-    app_token_env: str = "SLACK_APP_TOKEN"
-    signing_secret_env: str = "SLACK_SIGNING_SECRET"
-    api_base_url: str = "https://slack.com/api/"
     admins: list[str] = Field(default_factory=list)
-    post_interval_s: Annotated[float, Field(ge=0)] = 1.0
 
+    def secret_envs(self) -> list[str]:
+        return [
+            str(value)
+            for name, value in self
+            if name.endswith("_env") and isinstance(value, str) and value
+        ]
 
-class TelegramSection(_Section):
-    enabled: bool = False
-    mode: Literal["polling", "webhook"] = "polling"
-    token_env: str = "TELEGRAM_BOT_TOKEN"
-    api_base_url: str = "https://api.telegram.org/bot"
-    webhook_url: str | None = None
-    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
-    admins: list[str] = Field(default_factory=list)
-    per_chat_interval_s: Annotated[float, Field(ge=0)] = 1.0
-    global_rate: Annotated[float, Field(gt=0)] = 28.0
-
-    @model_validator(mode="after")
-    def _webhook(self) -> TelegramSection:
-        if self.enabled and self.mode == "webhook" and not self.webhook_url:
-            raise ValueError(
-                "telegram.mode is 'webhook' but telegram.webhook_url is not set; give the "
-                "public https URL that reaches web.host:web.port/telegram/webhook"
-            )
-        return self
+    @classmethod
+    def of(cls: type[S], config: Config, name: str) -> S:
+        """This platform's section of ``config`` (validated at load time)."""
+        section = config.platform(name)
+        if not isinstance(section, cls):
+            raise ConfigError(f"the configuration was loaded without the {name} section")
+        return section
 
 
 class ScheduleSection(_Section):
@@ -228,8 +233,6 @@ class Config(_Section):
     scoring: ScoringSection = Field(default_factory=ScoringSection)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
     summaries: SummariesSection = Field(default_factory=SummariesSection)
-    slack: SlackSection = Field(default_factory=SlackSection)
-    telegram: TelegramSection = Field(default_factory=TelegramSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     web: WebSection = Field(default_factory=WebSection)
     learning: LearningSection = Field(default_factory=LearningSection)
@@ -238,6 +241,28 @@ class Config(_Section):
     #: Where relative paths are resolved from (the config file's folder, or the CWD).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str = Field(default="<embedded default>", exclude=True)
+
+    #: The chat platforms' section names, in the order the composition root lists them.
+    platform_names: ClassVar[tuple[str, ...]] = ()
+
+    def platform(self, name: str) -> PlatformSection:
+        if name not in self.platform_names:
+            raise ConfigError(f"no chat platform called {name!r} is installed")
+        section: PlatformSection = getattr(self, name)
+        return section
+
+    def platforms(self) -> dict[str, PlatformSection]:
+        return {name: self.platform(name) for name in self.platform_names}
+
+    def enabled_platforms(self) -> list[str]:
+        return [name for name, section in self.platforms().items() if section.enabled]
+
+    def secret_envs(self) -> list[str]:
+        """The names of every environment variable that holds a secret (for log redaction)."""
+        names = [self.summaries.api_key_env]
+        for section in self.platforms().values():
+            names += section.secret_envs()
+        return names
 
     def path(self, value: str) -> Path:
         p = Path(os.path.expanduser(value))
@@ -285,7 +310,7 @@ _HINTS = {
 }
 
 
-def _format_error(err: ErrorDetails) -> str:
+def _format_error(model: type[BaseModel], err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
     idx = [p for p in err["loc"] if isinstance(p, int)]
     if idx:
@@ -301,15 +326,16 @@ def _format_error(err: ErrorDetails) -> str:
     ):
         shown = f" (got {got!r})"
     if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(err["loc"][:-1]), 1)
+        close = difflib.get_close_matches(
+            str(err["loc"][-1]), _known_keys(model, err["loc"][:-1]), 1
+        )
         if close:
             hint = f"did you mean '{close[0]}'?"
         return f"{loc}: unknown key; {hint}"
     return f"{loc}: {msg}{shown}" + (f"; {hint}" if hint else "")
 
 
-def _known_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Config
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(str(part))
         sub = getattr(field, "annotation", None) if field else None
@@ -320,16 +346,35 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items() if not f.exclude]
 
 
-def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
+@functools.cache
+def config_model(platforms: tuple[tuple[str, type[PlatformSection]], ...] = ()) -> type[Config]:
+    """The Config model with a section per chat platform (``slack:``, ``telegram:``…)."""
+    if not platforms:
+        return Config
+    fields: dict[str, Any] = {
+        name: (section, Field(default_factory=section)) for name, section in platforms
+    }
+    model = create_model("Config", __base__=Config, **fields)
+    model.platform_names = tuple(name for name, _ in platforms)
+    return model
+
+
+def parse_config(
+    data: Any,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    platforms: Mapping[str, type[PlatformSection]] | None = None,
+) -> Config:
     """Validate a mapping into a Config; raise ConfigError naming every bad key."""
+    model = config_model(tuple((platforms or {}).items()))
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys (got {data!r:.60})")
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as exc:
-        lines = [_format_error(e) for e in exc.errors()]
+        lines = [_format_error(model, e) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
     cfg.base_dir = base_dir or Path.cwd()
     cfg.source = source
@@ -341,8 +386,14 @@ def default_config_text() -> str:
     return resources.files("bot").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load ``path``, else $HERALD_CONFIG, else ./config.yaml, else the embedded default."""
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    platforms: Mapping[str, type[PlatformSection]] | None = None,
+) -> Config:
+    """Load ``path``, else $HERALD_CONFIG, else ./config.yaml, else the embedded default.
+
+    Relative paths in the file resolve from the folder the file is *in*, as the user sees it
+    (a symlinked ``config.yaml`` resolves from the link's folder, not the target's)."""
     explicit = path or os.environ.get(ENV_CONFIG)
     if explicit:
         p = Path(explicit)
@@ -354,7 +405,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     else:
         p = Path("config.yaml")
         if not p.exists():
-            return parse_config(yaml.safe_load(default_config_text()), "<embedded default>")
+            return parse_config(
+                yaml.safe_load(default_config_text()), "<embedded default>", None, platforms
+            )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -370,7 +423,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(
             f"{p}: not valid YAML{where}: {problem}; check indentation and quoting"
         ) from None
-    return parse_config(data, str(p), p.resolve().parent)
+    return parse_config(data, str(p), p.absolute().parent, platforms)
 
 
 def secret(env_name: str) -> str | None:

@@ -13,49 +13,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, TypeVar
 
+from bot.cards import card_for
 from bot.errors import DeliveryError
-from bot.models import Digest, ScoredPaper, Subscription
+from bot.models import Card, Digest, ScoredPaper, Subscription
+from bot.pacing import KeyedLocks
+from bot.platform import Sender, Sent
 from bot.scoring import explain
 from storage import Store
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 HEADER = ""  # the ledger's paper_id for the day's header message
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """Where a message landed: its id, and the thread later messages should join."""
-
-    message_id: str
-    thread_id: str | None = None
-
-
-@runtime_checkable
-class Sender(Protocol):
-    """What delivery needs from a platform adapter."""
-
-    platform: str
-
-    async def send_header(self, digest: Digest) -> Sent: ...
-
-    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent: ...
-
-    async def find_sent(
-        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
-    ) -> Sent | None:
-        """Look on the platform for a message the ledger is unsure about.
-
-        None means "not there" (or, for a platform that cannot read history, "can't know"):
-        the row is sent again.  Raise DeliveryError when the lookup itself failed.
-        """
-        ...
-
-    async def send_note(self, sub: Subscription, text: str) -> None: ...
 
 
 @dataclass
@@ -96,11 +70,32 @@ def items_for_plan(store: Store, digest: Digest, planned: list[str]) -> list[Sco
     return [by_id[pid] for pid in planned if pid in by_id]
 
 
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Storage off the event loop: a busy database never stalls other chats' sends."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def plan_cards(
+    store: Store, digest: Digest, planned: Sequence[str], top_n: int | None
+) -> tuple[list[ScoredPaper], dict[str, Card]]:
+    """The planned papers as items (in planned order) and as cards with the current 👍/👎
+    tally, by paper id."""
+    sub = digest.subscription
+    assert sub.id is not None
+    items = items_for_plan(store, digest, list(planned))
+    tallies = store.tallies(sub.id, [i.paper.id for i in items])
+    cards = {
+        i.paper.id: card_for(i, top_n=top_n, tally=tallies.get(i.paper.id, (0, 0))) for i in items
+    }
+    return items, cards
+
+
 async def deliver(
     store: Store,
     sender: Sender,
     digest: Digest,
     *,
+    top_n: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send a digest's header and items through ``sender``, exactly once each.
@@ -111,26 +106,27 @@ async def deliver(
     sub = digest.subscription
     assert sub.id is not None, "deliver() needs a stored subscription"
     report = DeliveryReport(sub, digest.day)
-    if not digest.items and not store.deliveries(sub.id, digest.day):
+    if not digest.items and not await _db(store.deliveries, sub.id, digest.day):
         return report  # nothing to say; callers decide about a "no new papers" note
-    store.plan_deliveries(sub.id, digest.day, [i.paper.id for i in digest.items])
-    rows = store.deliveries(sub.id, digest.day)
-    planned = [r["paper_id"] for r in rows if r["paper_id"] != HEADER]
-    items = {i.paper.id: i for i in items_for_plan(store, digest, planned)}
+    await _db(store.plan_deliveries, sub.id, digest.day, [i.paper.id for i in digest.items])
+    rows = await _db(store.deliveries, sub.id, digest.day)
+    planned = [r.paper_id for r in rows if r.paper_id != HEADER]
     # What the header announces is what was planned, even when resuming.
-    digest.items = [items[p] for p in planned if p in items]
+    digest.items, cards = await _db(plan_cards, store, digest, planned, top_n)
     thread: Sent | None = None
     for row in rows:
-        pid = row["paper_id"]
-        if pid != HEADER and pid not in items:
-            store.set_delivery_state(sub.id, digest.day, pid, "skipped", error="paper unknown")
+        pid = row.paper_id
+        if pid != HEADER and pid not in cards:
+            await _db(
+                store.set_delivery_state, sub.id, digest.day, pid, "skipped", error="paper unknown"
+            )
             continue
-        if row["state"] in ("sent", "skipped"):
+        if row.state in ("sent", "skipped"):
             report.already += 1
             if pid == HEADER:
-                thread = Sent(row["message_id"], row["thread_id"] or row["message_id"])
+                thread = Sent(row.message_id or "", row.thread_id or row.message_id)
             continue
-        if row["state"] == "sending":
+        if row.state == "sending":
             try:
                 found = await sender.find_sent(sub, digest.day, pid, thread)
             except DeliveryError as exc:
@@ -140,7 +136,8 @@ async def deliver(
                 log.warning("delivery to %s paused: %s", sub.label, report.failed)
                 break
             if found is not None:
-                store.set_delivery_state(
+                await _db(
+                    store.set_delivery_state,
                     sub.id,
                     digest.day,
                     pid,
@@ -169,20 +166,20 @@ async def deliver(
         if should_stop is not None and should_stop():
             report.failed = "stopped before finishing; resumes on the next start"
             break
-        store.set_delivery_state(sub.id, digest.day, pid, "sending", count_attempt=True)
+        await _db(store.set_delivery_state, sub.id, digest.day, pid, "sending", count_attempt=True)
         try:
             if pid == HEADER:
                 sent = await sender.send_header(digest)
                 thread = Sent(sent.message_id, sent.thread_id or sent.message_id)
             else:
                 assert thread is not None, "the header is always the first ledger row"
-                sent = await sender.send_item(digest, items[pid], thread)
+                sent = await sender.send_item(digest, cards[pid], thread)
         except DeliveryError as exc:
             # The platform said no: nothing was posted, so the row goes back to pending.
-            store.set_delivery_state(sub.id, digest.day, pid, "pending", error=str(exc))
+            await _db(store.set_delivery_state, sub.id, digest.day, pid, "pending", error=str(exc))
             report.failed = str(exc)
             if exc.permanent:
-                store.deactivate_subscription(sub.id, str(exc))
+                await _db(store.deactivate_subscription, sub.id, str(exc))
                 report.deactivated = True
                 log.warning("deactivated %s: %s", sub.label, exc)
             else:
@@ -191,14 +188,80 @@ async def deliver(
         except asyncio.CancelledError:
             # Shutting down mid-call: we cannot know whether it went out; leave it ambiguous.
             raise
-        store.set_delivery_state(
+        await _db(
+            store.set_delivery_state,
             sub.id,
             digest.day,
             pid,
             "sent",
             message_id=sent.message_id,
-            thread_id=(thread.thread_id if thread else None),
+            thread_id=thread.thread_id,
         )
         report.sent += 1
     report.thread = thread
     return report
+
+
+class Deliverer:
+    """Delivers digests, one delivery at a time per subscription, whoever asked for it (the
+    schedule, a catch-up, or a person's /digest), and says how it went in words."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        top_n: int | None = None,
+        no_papers_note: bool = False,
+    ) -> None:
+        self.store = store
+        self.top_n = top_n
+        self.no_papers_note = no_papers_note
+        self._locks = KeyedLocks()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Shutting down: deliveries finish the message in flight, then stop."""
+        self._stopping = True
+
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def deliver_digest(self, digest: Digest, sender: Sender | None) -> DeliveryReport:
+        sub = digest.subscription
+        assert sub.id is not None
+        async with self._locks(sub.id):
+            if sender is None:
+                return DeliveryReport(sub, digest.day, failed=f"no {sub.platform} adapter")
+            store = self.store
+            if not digest.items and not await _db(store.deliveries, sub.id, digest.day):
+                if self.no_papers_note:
+                    await sender.send_note(
+                        sub,
+                        f"No new papers matched on {digest.day:%a %d %b} "
+                        f"({digest.total_candidates} candidates).",
+                    )
+                await _db(store.mark_done, sub.id, digest.day, "empty", 0)
+                return DeliveryReport(sub, digest.day)
+            report = await deliver(
+                store, sender, digest, top_n=self.top_n, should_stop=self.stopping
+            )
+            if report.complete:
+                done = report.sent + report.already + report.reconciled
+                await _db(store.mark_done, sub.id, digest.day, "delivered", done)
+            elif report.deactivated:
+                await _db(store.mark_done, sub.id, digest.day, "deactivated", report.sent)
+            return report
+
+
+def report_text(report: DeliveryReport, digest: Digest) -> str:
+    """What a person who asked for today's digest is told once it went out (or didn't)."""
+    n = len(digest.items)
+    if report.failed:
+        done = report.sent + report.already + report.reconciled
+        return (
+            f"Posted {max(done - 1, 0)} of {n} papers, then the platform refused: "
+            f"{report.failed}. The rest is retried with the next scheduled digest."
+        )
+    if report.sent == 0:
+        return f"Today's digest ({n} papers) is already in this chat."
+    return f"Posted today's digest: {n} papers, one per reply in the thread."

@@ -162,8 +162,8 @@ class Engine:
     def _catch_up(self, cats: Sequence[str], today: dt.date) -> list[dt.date]:
         """Backfill announcement days the RSS feed no longer shows (downtime, days_back)."""
         last = self.store.last_fetch("ok")
-        if last and last["day"]:
-            since = dt.date.fromisoformat(last["day"])
+        if last and last.day:
+            since = last.day
         elif self.config.arxiv.days_back:
             since = today - dt.timedelta(days=self.config.arxiv.days_back + 1)
         else:
@@ -219,6 +219,10 @@ class Engine:
     # -- digests -----------------------------------------------------------------------------
     def latest_day(self) -> dt.date | None:
         return self.store.latest_day()
+
+    def announcement_days(self, limit: int = 30) -> list[dt.date]:
+        """The most recent announcement days stored, newest first."""
+        return self.store.announcement_days(limit)
 
     def digests(
         self,

@@ -469,12 +469,12 @@ class Learner:
         self._states.move_to_end(sub.id)
         while len(self._states) > CACHED_MODELS:
             self._states.popitem(last=False)
-        more = self._more(sub.id) if any(r["value"] > 0 for r in rows) else set()
+        more = self._more(sub.id) if any(r.value > 0 for r in rows) else set()
         want: dict[tuple[str, str], float] = {}
         for r in rows:
-            key = (r["user"], r["paper_id"])
-            want[key] = float(r["value"])
-            if r["value"] > 0 and key in more:
+            key = (r.user, r.paper_id)
+            want[key] = float(r.value)
+            if r.value > 0 and key in more:
                 want[key] = MORE_LIKE_THIS_WEIGHT
         have = state.ratings
         changed = [

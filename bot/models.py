@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -159,6 +160,62 @@ class Rating:
     value: int  # +1 or -1
 
 
+def short_authors(authors: Sequence[str], limit: int = 4) -> str:
+    """``A, B, C, D, … (+3)``."""
+    if not authors:
+        return "Unknown"
+    if len(authors) <= limit:
+        return ", ".join(authors)
+    return ", ".join(authors[:limit]) + f", … (+{len(authors) - limit})"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button under a card: ``action`` (RATE_UP, RATE_DOWN), its label, the paper."""
+
+    action: str
+    label: str
+    paper_id: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One paper as every surface shows it (built by :func:`bot.cards.card_for`), in this
+    order: title (linked), authors, where it was listed, the score and why, then the summary
+    (or the abstract) and any marker, then the buttons."""
+
+    paper_id: str
+    versioned_id: str
+    url: str
+    title: str  # one line
+    authors: tuple[str, ...]  # one line each
+    category: str  # the listing that brought it: cs.LG
+    announce_type: str  # new | cross | replace | replace-cross
+    also: tuple[str, ...]  # its other categories
+    abstract: str  # whitespace collapsed
+    score: float | None = None  # None: not shown (no subscription to score against)
+    reasons: tuple[str, ...] = ()
+    explore: bool = False
+    summary: str | None = None  # Markdown from the LLM, as it answered
+    summary_by: str | None = None
+    marker: str | None = None  # why there is no summary (or only a partial one)
+    buttons: tuple[Button, ...] = ()
+
+    @property
+    def type_line(self) -> str:
+        return f"{self.category} · {self.announce_type}"
+
+    def authors_short(self, limit: int = 4) -> str:
+        return short_authors(self.authors, limit)
+
+    def why(self, limit: int = 6) -> str:
+        parts = list(self.reasons[:limit])
+        if len(self.reasons) > limit:
+            parts.append(f"+{len(self.reasons) - limit} more")
+        return "; ".join(parts) if parts else "no keyword matched"
+
+
 @dataclass(slots=True)
 class Reply:
     """What a command handler returns; adapters decide how to send it."""
@@ -168,4 +225,9 @@ class Reply:
     error: bool = False
     digest: Digest | None = None
     item: ScoredPaper | None = None
+    card: Card | None = None
+    #: The rating buttons as they should now read (after a 👍/👎).
+    buttons: tuple[Button, ...] = ()
+    #: A message this reply belongs under (e.g. the digest's header), when there is one.
+    reply_to: str | None = None
     data: dict[str, Any] = field(default_factory=dict)

@@ -16,21 +16,23 @@ stores them per job), so a backlog of missed ticks runs once.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.categories import in_category_set
 from bot.models import Subscription
 from storage import Store
 from storage.jobstore import SQLiteJobStore
 
 if TYPE_CHECKING:
-    from bot.app import Service
     from bot.config import ScheduleSection
 
 log = logging.getLogger(__name__)
@@ -38,29 +40,41 @@ log = logging.getLogger(__name__)
 FETCH_JOB = "fetch"
 MAX_MISSED_DAYS = 5
 
-#: The running service, for the job functions (jobs are pickled, so they hold no objects).
-_SERVICE: Service | None = None
+
+class JobTarget(Protocol):
+    """What the scheduled jobs run (the service)."""
+
+    async def run_fetch(self) -> None: ...
+
+    async def run_digests(self, *, time: str | None = None, timezone: str | None = None) -> Any: ...
 
 
-def set_service(service: Service | None) -> None:
-    global _SERVICE
-    _SERVICE = service
-
-
-async def fetch_job() -> None:
+async def fetch_job(target: JobTarget) -> None:
     """Scheduled: fetch arXiv, then send digests whose time has already passed today."""
-    if _SERVICE is None:
-        log.warning("fetch job fired with no running service; skipped")
-        return
-    await _SERVICE.run_fetch()
+    await target.run_fetch()
 
 
-async def digest_job(time: str, timezone: str) -> None:
+async def digest_job(target: JobTarget, time: str, timezone: str) -> None:
     """Scheduled: deliver due digests for every subscription at this local time."""
-    if _SERVICE is None:
-        log.warning("digest job fired with no running service; skipped")
-        return
-    await _SERVICE.run_digests(time=time, timezone=timezone)
+    await target.run_digests(time=time, timezone=timezone)
+
+
+class _TargetExecutor(AsyncIOExecutor):  # type: ignore[misc]  # apscheduler 3 has no types
+    """Runs each job with the live target as its first argument.
+
+    APScheduler 3 persists a job as a reference to a module-level function plus its
+    arguments; the target (the running service) is not something to pickle, so it is handed
+    over here, at run time, instead of through a module-level global.
+    """
+
+    def __init__(self, target: JobTarget) -> None:
+        super().__init__()
+        self._target = target
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> None:
+        bound = copy.copy(job)
+        bound.args = (self._target, *job.args)
+        super()._do_submit_job(bound, run_times)
 
 
 def digest_job_id(time: str, timezone: str) -> str:
@@ -85,7 +99,13 @@ def due_days(store: Store, sub: Subscription, limit: int = MAX_MISSED_DAYS) -> l
     """
     assert sub.id is not None
     created = store.subscription_created_at(sub.id)
-    days = store.fetched_days_after(created or "", sub.categories)
+    covered: dict[dt.date, set[str]] = {}
+    for f in store.fetches_finished_after(created or ""):
+        if f.day is not None:
+            covered.setdefault(f.day, set()).update(f.categories)
+    days = {
+        d for d, have in covered.items() if any(in_category_set(c, have) for c in sub.categories)
+    }
     done = store.done_days(sub.id)
     due = sorted(d for d in days if d not in done)
     return due[-limit:]
@@ -94,13 +114,16 @@ def due_days(store: Store, sub: Subscription, limit: int = MAX_MISSED_DAYS) -> l
 class Scheduler:
     """APScheduler on the asyncio loop, with jobs persisted in the herald database."""
 
-    def __init__(self, store: Store, cfg: ScheduleSection) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cfg: ScheduleSection,
+        subscriptions: Callable[[], list[Subscription]],
+    ) -> None:
         self.store = store
         self.cfg = cfg
-        self.aps = AsyncIOScheduler(
-            jobstores={"default": SQLiteJobStore(store)},
-            timezone=dt.UTC,
-        )
+        self.subscriptions = subscriptions
+        self.aps = AsyncIOScheduler(jobstores={"default": SQLiteJobStore(store)}, timezone=dt.UTC)
 
     @property
     def running(self) -> bool:
@@ -113,9 +136,18 @@ class Scheduler:
             "max_instances": 1,
         }
 
-    def start(self, subscriptions: Iterable[Subscription], *, paused: bool = False) -> None:
+    def start(
+        self, target: JobTarget, subscriptions: Iterable[Subscription], *, paused: bool = False
+    ) -> None:
+        """Start firing jobs at ``target`` (the service), with jobs for ``subscriptions``."""
+        self.aps.add_executor(_TargetExecutor(target), "default")
         self.aps.start(paused=paused)
         self.sync(subscriptions)
+
+    def subscription_changed(self, sub: Subscription) -> None:
+        """A chat changed its settings: move its digest job at once."""
+        if self.running:
+            self.sync(self.subscriptions())
 
     def shutdown(self) -> None:
         if self.aps.running:

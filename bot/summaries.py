@@ -24,7 +24,7 @@ from typing import Any
 from bot.config import SummariesSection, secret
 from bot.errors import ConfigError, SourceError
 from bot.models import Paper, ScoredPaper, Subscription, SummaryStatus
-from storage import Store
+from storage import Store, SummaryRecord
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,8 @@ class Budget:
         if self._day != today:
             used = self.store.usage_on(today)
             self._day = today
-            self._tokens = used["tokens_in"] + used["tokens_out"]
-            self._money = used["cost"]
+            self._tokens = used.tokens_in + used.tokens_out
+            self._money = used.cost
 
     def spent(self) -> str | None:
         """Why the budget is spent, or None when there is room."""
@@ -309,17 +309,17 @@ class Summarizer:
         row = self.store.get_summary(key)
         if row is None:
             return None
-        if row["status"] == "ok":
+        if row.status == "ok":
             return self._row_outcome(row)
-        if row["status"] == "fallback" and (row["attempts"] or 0) >= MAX_FALLBACK_ATTEMPTS:
+        if row.status == "fallback" and row.attempts >= MAX_FALLBACK_ATTEMPTS:
             return self._row_outcome(row)
         return None
 
-    def _row_outcome(self, row: dict[str, Any]) -> Outcome | None:
-        if row["status"] == "ok":
-            return Outcome(SummaryStatus.CACHED, row["text"], None, row["model"])
-        if row["status"] == "fallback":
-            return Outcome(SummaryStatus.ABSTRACT_ONLY, row["text"], row["error"], row["model"])
+    def _row_outcome(self, row: SummaryRecord) -> Outcome | None:
+        if row.status == "ok":
+            return Outcome(SummaryStatus.CACHED, row.text, None, row.model)
+        if row.status == "fallback":
+            return Outcome(SummaryStatus.ABSTRACT_ONLY, row.text, row.error, row.model)
         return None
 
     def _run(
@@ -500,21 +500,22 @@ class Summarizer:
         t_out: int = 0,
     ) -> None:
         self.store.save_summary(
-            {
-                "key": key,
-                "paper_id": paper.id,
-                "version": paper.version,
-                "model": self.cfg.model,
-                "prompt_hash": self.prompt(language).hash,
-                "language": language,
-                "source": source,
-                "status": status,
-                "used_source": used,
-                "text": text,
-                "error": error,
-                "tokens_in": t_in,
-                "tokens_out": t_out,
-            }
+            SummaryRecord(
+                key=key,
+                paper_id=paper.id,
+                version=paper.version,
+                model=self.cfg.model,
+                prompt_hash=self.prompt(language).hash,
+                language=language,
+                source=source,
+                status=status,
+                used_source=used,
+                text=text,
+                error=error,
+                attempts=0,  # counted by the store
+                tokens_in=t_in,
+                tokens_out=t_out,
+            )
         )
 
 

@@ -8,16 +8,21 @@ import datetime as dt
 import html
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
+from bot.cards import DigestView, day_label, digest_view
 from bot.categories import UnknownCategory, normalize_category
-from bot.models import Digest, ScoredPaper, Subscription
-from bot.render import day_label, reasons_text, short_authors, summary_marker, type_label
+from bot.config import Config
+from bot.engine import Engine
+from bot.models import Card, Subscription
+from bot.platform import Adapter
+from bot.scheduler import Scheduler
 
-if TYPE_CHECKING:
-    from bot.app import Service
+#: Renders (announcement day, card) entries as an RSS (or, with atom=True, Atom) document.
+FeedRenderer = Callable[..., bytes]
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +32,20 @@ _CACHE_SIZE = 64
 
 
 class WebApp:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.engine = service.engine
-        self.config = service.config
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        scheduler: Scheduler,
+        adapters: Mapping[str, Adapter],
+        *,
+        render_feed: FeedRenderer,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.scheduler = scheduler
+        self.adapters = adapters
+        self.render_feed = render_feed
         self.app = web.Application(client_max_size=2 * 1024 * 1024)
         self.app.add_routes(
             [
@@ -45,13 +60,13 @@ class WebApp:
                 web.get("/feeds/{category}.atom", self.feed_category),
             ]
         )
-        for adapter in service.adapters.values():
+        for adapter in adapters.values():
             routes = adapter.web_routes()
             if routes:
                 self.app.add_routes(routes)
         self._runner: web.AppRunner | None = None
         self.port = self.config.web.port
-        self._cache: OrderedDict[tuple[Any, ...], Digest] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], DigestView] = OrderedDict()
         self._lock = asyncio.Lock()
 
     @property
@@ -78,27 +93,28 @@ class WebApp:
             self._runner = None
 
     # -- data --------------------------------------------------------------------------------
-    def _digest(self, sub: Subscription, day: dt.date) -> Digest:
+    def _digest(self, sub: Subscription, day: dt.date) -> DigestView:
         """A day's digest with cached summaries (never calls the LLM from a web request)."""
         store = self.engine.store
         last = store.last_fetch()
         assert sub.id is not None
-        marker = (sub.id, day, last["id"] if last else None, store.rating_count(sub.id), repr(sub))
+        marker = (sub.id, day, last.id if last else None, store.rating_count(sub.id), repr(sub))
         hit = self._cache.get(marker)
         if hit is not None:
             self._cache.move_to_end(marker)
             return hit
         digest = self.engine.digests([sub], day)[0]
         self.engine.attach_cached_summaries(digest.items, sub)
-        self._cache[marker] = digest
+        view = digest_view(digest, top_n=self.config.summaries.top_n)
+        self._cache[marker] = view
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
-        return digest
+        return view
 
-    def _recent(self, sub: Subscription, days: int) -> list[Digest]:
+    def _recent(self, sub: Subscription, days: int) -> list[DigestView]:
         return [self._digest(sub, d) for d in self.engine.store.announcement_days(days)]
 
-    async def _recent_async(self, sub: Subscription, days: int) -> list[Digest]:
+    async def _recent_async(self, sub: Subscription, days: int) -> list[DigestView]:
         async with self._lock:
             return await asyncio.to_thread(self._recent, sub, days)
 
@@ -117,9 +133,13 @@ class WebApp:
         if db_ok:
             row = await asyncio.to_thread(store.last_fetch)
             if row:
-                last = {"at": row["finished_at"], "status": row["status"], "day": row["day"]}
-        adapters = {name: bool(a.connected) for name, a in self.service.adapters.items()}
-        scheduler = self.service.scheduler.running
+                last = {
+                    "at": row.finished_at.isoformat(),
+                    "status": row.status,
+                    "day": row.day.isoformat() if row.day else None,
+                }
+        adapters = {name: bool(a.connected) for name, a in self.adapters.items()}
+        scheduler = self.scheduler.running
         ok = db_ok and scheduler and all(adapters.values())
         body = {
             "status": "ok" if ok else "degraded",
@@ -132,18 +152,20 @@ class WebApp:
 
     # -- feeds -------------------------------------------------------------------------------
     def _feed_response(
-        self, request: web.Request, digests: list[Digest], title: str, only: str | None = None
+        self,
+        request: web.Request,
+        views: Sequence[DigestView],
+        title: str,
+        only: str | None = None,
     ) -> web.Response:
-        from adapters.feeds import render_feed
-
         atom = request.path.endswith(".atom")
         entries = [
-            (d.day, item)
-            for d in digests
-            for item in d.items
-            if only is None or only in item.paper.categories
+            (v.day, card)
+            for v in views
+            for card in v.cards
+            if only is None or only == card.category or only in card.also
         ]
-        body = render_feed(
+        body = self.render_feed(
             entries,
             title=title,
             link=self.public_url + "/",
@@ -210,37 +232,32 @@ margin-right:.4rem}details{margin-top:.4rem}summary{cursor:pointer}
 """
 
 
-def _item_html(rank: int, item: ScoredPaper) -> str:
+def _card_html(rank: int, card: Card) -> str:
     e = html.escape
-    p = item.paper
     parts = [
         "<article>",
-        f'<h3><span class="score">{item.score:.1f}</span>{rank}. '
-        f'<a href="{e(p.url)}" rel="noopener">{e(p.title)}</a>'
-        + (' <span class="explore">exploring</span>' if item.explore else "")
+        f'<h3><span class="score">{card.score or 0:.1f}</span>{rank}. '
+        f'<a href="{e(card.url)}" rel="noopener">{e(card.title)}</a>'
+        + (' <span class="explore">exploring</span>' if card.explore else "")
         + "</h3>",
-        f'<div class="meta">{e(short_authors(p.authors, 6))} · {e(type_label(item))} · '
-        f"{e(p.versioned_id)}</div>",
-        f'<div class="why">Why: {e(reasons_text(item, 8))}</div>',
+        f'<div class="meta">{e(card.authors_short(6))} · {e(card.type_line)} · '
+        f"{e(card.versioned_id)}</div>",
+        f'<div class="why">Why: {e(card.why(8))}</div>',
     ]
-    if item.summary:
-        model = e(item.summary_model or "LLM")
+    if card.summary:
         parts.append(
-            f"<details open><summary>🤖 Summary ({model})</summary>"
-            f'<div class="summary">{e(item.summary.strip())}</div></details>'
+            f"<details open><summary>🤖 Summary ({e(card.summary_by or 'LLM')})</summary>"
+            f'<div class="summary">{e(card.summary.strip())}</div></details>'
         )
-    marker = summary_marker(item)
-    if marker:
-        parts.append(f'<div class="note">⚠ {e(marker)}</div>')
-    parts.append(
-        f"<details><summary>Abstract</summary><p>{e(' '.join(p.abstract.split()))}</p></details>"
-    )
+    if card.marker:
+        parts.append(f'<div class="note">⚠ {e(card.marker)}</div>')
+    parts.append(f"<details><summary>Abstract</summary><p>{e(card.abstract)}</p></details>")
     parts.append("</article>")
     return "\n".join(parts)
 
 
 def render_page(
-    title: str, sub: Subscription, digests: list[Digest], feeds: list[tuple[str, str]]
+    title: str, sub: Subscription, digests: Sequence[DigestView], feeds: list[tuple[str, str]]
 ) -> str:
     e = html.escape
     body = [
@@ -253,11 +270,11 @@ def render_page(
     if not digests:
         body.append("<p>Nothing fetched yet. The first fetch runs on schedule.</p>")
     for d in digests:
-        n = len(d.items)
+        n = len(d.cards)
         body.append(f"<h2>{e(day_label(d.day))} · {n} paper{'s' if n != 1 else ''}</h2>")
-        if not d.items:
+        if not d.cards:
             body.append(f'<p class="meta">No paper matched ({d.total_candidates} candidates).</p>')
-        body += [_item_html(i, item) for i, item in enumerate(d.items, 1)]
+        body += [_card_html(i, card) for i, card in enumerate(d.cards, 1)]
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'

@@ -1,5 +1,25 @@
 """Storage: the only package that touches SQLite."""
 
 from storage.db import Store
+from storage.records import (
+    FetchRecord,
+    JobRecord,
+    LedgerRow,
+    RatingRecord,
+    SummaryRecord,
+    Unfinished,
+    UsageRow,
+    UsageTotals,
+)
 
-__all__ = ["Store"]
+__all__ = [
+    "FetchRecord",
+    "JobRecord",
+    "LedgerRow",
+    "RatingRecord",
+    "Store",
+    "SummaryRecord",
+    "Unfinished",
+    "UsageRow",
+    "UsageTotals",
+]

@@ -16,6 +16,7 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
 
 from storage.db import Store
+from storage.records import JobRecord
 
 
 class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler 3 ships no types
@@ -26,7 +27,7 @@ class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler 3 ships
 
     def lookup_job(self, job_id: str) -> Job | None:
         row = self.store.job_row(job_id)
-        return self._reconstitute(row["job_state"]) if row else None
+        return self._reconstitute(row.job_state) if row else None
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         return self._jobs(self.store.job_rows(due_before=datetime_to_utc_timestamp(now)))
@@ -75,14 +76,14 @@ class SQLiteJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler 3 ships
         job._jobstore_alias = self._alias
         return job
 
-    def _jobs(self, rows: list[dict[str, Any]]) -> list[Job]:
+    def _jobs(self, rows: list[JobRecord]) -> list[Job]:
         jobs, broken = [], []
         for row in rows:
             try:
-                jobs.append(self._reconstitute(row["job_state"]))
+                jobs.append(self._reconstitute(row.job_state))
             except Exception:  # a job whose function moved must not stop the rest
-                self._logger.exception("unable to restore job %r; removing it", row["id"])
-                broken.append(row["id"])
+                self._logger.exception("unable to restore job %r; removing it", row.id)
+                broken.append(row.id)
         for job_id in broken:
             self.store.delete_job(job_id)
         return jobs

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import Config, default_config_text, parse_config
+from bot.app import parse_config
+from bot.config import Config, default_config_text
 from tests.fakes.arxiv import FakeArxiv
 from tests.fakes.openai_api import FakeOpenAI
 
@@ -161,3 +162,13 @@ def engine(make_config: Callable[..., Config]) -> Iterator[Any]:
     assert report.status == "ok", report.summary()
     yield eng
     eng.store.close()
+
+
+@pytest.fixture
+def testbot(engine: Any) -> Iterator[Any]:
+    """The whole core behind a recording adapter: ``testbot.exec("/settings max 0")``."""
+    from tests.testbot import TestBot
+
+    bot = TestBot(engine.config, engine)
+    yield bot
+    bot.close()

@@ -9,7 +9,8 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.config import ConfigError, default_config_text, load_config, parse_config
+from bot.app import load_config, parse_config
+from bot.config import ConfigError, default_config_text
 
 
 def test_shipped_default_is_valid_and_documents_the_required_keys() -> None:

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.base import Adapter
-from adapters.slack import EVENTS_PATH, SlackAdapter
-from adapters.slack_blocks import ITEM_EVENT, SUMMARY_EVENT
+from bot.platform import Adapter
+from adapters.slack.adapter import EVENTS_PATH, SlackAdapter
+from adapters.slack.blocks import ITEM_EVENT, SUMMARY_EVENT
 from bot.commands import Commands
 from bot.config import Config
 from bot.delivery import deliver

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack_blocks import (
+from adapters.slack.blocks import (
     ITEM_EVENT,
     MAX_BLOCKS,
     RATE_BLOCK,

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapters.base import Adapter
-from adapters.telegram import COMMANDS, WORKING, TelegramAdapter, build_rate_limiter
-from adapters.telegram_html import MAX_MESSAGE_UNITS, render_item, utf16_len
+from bot.platform import Adapter
+from adapters.telegram.adapter import COMMANDS, WORKING, TelegramAdapter, build_rate_limiter
+from adapters.telegram.render import MAX_MESSAGE_UNITS, render_item, utf16_len
 from bot.commands import Commands
 from bot.config import Config
 from bot.delivery import deliver

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from telegram import Message
 
-from adapters.telegram_html import (
+from adapters.telegram.render import (
     MAX_CALLBACK_BYTES,
     MAX_MESSAGE_UNITS,
     Run,

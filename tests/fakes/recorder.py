@@ -8,9 +8,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.delivery import Sent
 from bot.errors import DeliveryError
-from bot.models import Digest, ScoredPaper, Subscription
+from bot.models import Card, Digest, Subscription
+from bot.platform import Sent
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RecordingAdapter:
     can_find: bool = True  # whether find_sent can see posted messages (Slack yes, Telegram no)
     delay: float = 0.0
     sends: int = 0
-    service: Any = None
+    cards: list[Card] = field(default_factory=list)  # every card sent, in order
 
     async def connect(self) -> None: ...
 
@@ -72,18 +72,20 @@ class RecordingAdapter:
             Post(sub.chat, "header", f"{len(digest.items)} papers", "", digest.day.isoformat())
         )
 
-    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent:
+    async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent:
         sub = digest.subscription
-        return await self._send(
+        sent = await self._send(
             Post(
                 sub.chat,
                 "item",
-                item.paper.title,
-                item.paper.id,
+                card.title,
+                card.paper_id,
                 digest.day.isoformat(),
                 thread.thread_id,
             )
         )
+        self.cards.append(card)
+        return sent
 
     async def find_sent(
         self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None

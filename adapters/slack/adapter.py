@@ -1,29 +1,25 @@
-"""Slack adapter: slack-bolt's AsyncApp behind the adapter seam (Socket Mode or HTTP events).
+"""Slack adapter: slack-bolt's AsyncApp behind :class:`bot.platform.Adapter` (Socket Mode or
+HTTP events).
 
-A thin translator: payloads become ``Command`` values for :class:`bot.commands.Commands`,
-whose replies are sent back; digests are posted through :func:`bot.delivery.deliver`, for
-which this class is the :class:`~bot.delivery.Sender`.  Rendering lives in
-:mod:`adapters.slack_blocks`.
+A thin translator: payloads become ``Command`` values and button presses for
+:class:`bot.core.Core`, whose replies and cards are rendered (:mod:`adapters.slack.blocks`)
+and sent back; digests are posted through the core's delivery, for which this class is the
+:class:`~bot.platform.Sender`.
 
 Slack drops a slash command or button press that is not acknowledged within 3 seconds, and
-``Commands.handle`` is synchronous and may spend seconds on the LLM or arXiv.  So every
-listener only parses and acks; the work runs afterwards as a task of ours, with the blocking
-call on a dedicated thread pool (not the loop's default executor, which aiohttp also needs for
-DNS lookups), and the answer goes out through ``response_url`` or the channel.
+the core may spend seconds on the LLM or arXiv.  So every listener only parses and acks (with
+the command's declared "working…" text); the work runs afterwards as a task of ours and the
+answer goes out through ``response_url`` or the channel.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import datetime as dt
-import functools
 import logging
-import time
-import zlib
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -40,32 +36,32 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_blocks import (
+from adapters.slack import PLATFORM, SlackSection
+from adapters.slack.blocks import (
     ARXIV_COMMAND,
-    RATE_DOWN,
-    RATE_UP,
     SUMMARIZE_COMMAND,
     SUMMARY_EVENT,
     Message,
     metadata_matches,
     parse_action,
     parse_slash,
+    render_card,
     render_header,
     render_item,
-    render_paper,
     reply_text,
-    with_tally,
+    with_buttons,
 )
-from bot.commands import GENERIC_ERROR, SLOW, Commands
-from bot.config import Config, SlackSection, secret
-from bot.delivery import HEADER, Sent, deliver
-from bot.engine import Engine
+from bot.cards import RATE_DOWN, RATE_UP
+from bot.commands import GENERIC_ERROR
+from bot.config import Config, secret
+from bot.core import Core
+from bot.delivery import HEADER
 from bot.errors import ConfigError, DeliveryError
-from bot.models import Command, Digest, Reply, ScoredPaper, Subscription
+from bot.models import Card, Command, Digest, Reply, Subscription
+from bot.pacing import KeyedLocks, Pacer
+from bot.platform import Sent
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 EVENTS_PATH = "/slack/events"
 # Errors after which posting to the channel can never work again: the subscription is
@@ -85,26 +81,6 @@ PERMANENT_ERRORS = frozenset(
         "ekm_access_denied",
     }
 )
-# Subcommands that may change a channel's subscription: only these need the membership check.
-CHANGING = frozenset(
-    {
-        "subscribe",
-        "unsubscribe",
-        "keywords",
-        "keyword",
-        "exclude",
-        "excludes",
-        "settings",
-        "mute",
-        "unmute",
-    }
-)
-_PENDING = {
-    "summarize": "⏳ Summarizing {arg} …",
-    "summary": "⏳ Summarizing {arg} …",
-    "digest": "⏳ Putting today's digest together …",
-}
-_LOCK_STRIPES = 64
 
 
 class _QuietConstruction(logging.Filter):
@@ -154,25 +130,19 @@ class SlackAdapter:
     header and one thread reply per paper, paced per channel.
     """
 
-    platform = "slack"
-    #: Set by ``herald serve`` (bot.app.Service): chat-triggered digests then share the
-    #: scheduler's per-subscription lock and bookkeeping.
-    service: Any = None
+    platform = PLATFORM
 
     def __init__(
         self,
         config: Config,
-        engine: Engine,
-        commands: Commands,
+        core: Core,
         *,
         rate_limit_retries: int = 8,
         server_error_retries: int = 5,
-        workers: int = 32,
     ) -> None:
         self.config = config
-        self.engine = engine
-        self.commands = commands
-        cfg = config.slack
+        self.core = core
+        cfg = self.section = SlackSection.of(config, PLATFORM)
         self.mode = cfg.mode
         bot_token = _require(cfg, "bot_token_env", "the bot token, xoxb-…")
         self._app_token = (
@@ -221,12 +191,9 @@ class SlackAdapter:
         )
         self._register(self.app)
         self._handler: AsyncSocketModeHandler | None = None
-        self._workers = workers
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._channel_locks: dict[str, asyncio.Lock] = {}
-        self._last_post: dict[str, float] = {}
-        self._message_locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._pacer = Pacer(cfg.post_interval_s)  # ≈1 message per second per channel
+        self._message_locks = KeyedLocks()
         # (subscription, day, paper) -> (first part, parts done) of a split item whose later
         # parts failed: a retry resumes there instead of posting the first part twice.
         self._partial: dict[tuple[int | None, dt.date, str], tuple[Sent, int]] = {}
@@ -241,7 +208,7 @@ class SlackAdapter:
         return self._authed and (self._listening or self.mode == "http")
 
     async def connect(self) -> None:
-        cfg = self.config.slack
+        cfg = self.section
         auth = await self._check(self.client.auth_test(), cfg.bot_token_env, "bot token")
         if self._app_token is not None:
             # Socket Mode's own connect() retries a bad app token forever: check it here once.
@@ -292,9 +259,6 @@ class SlackAdapter:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
         self._authed = False
 
     def web_routes(self) -> list[web.RouteDef]:
@@ -330,11 +294,9 @@ class SlackAdapter:
             except ValueError as exc:
                 await ack(text=f"Sorry, I can't handle that: {exc}")
                 return
-            if cmd.name in SLOW and len(cmd.args) == 1:
-                pending = _PENDING.get(cmd.name, "⏳ Working on it …")
-                await ack(text=pending.format(arg=reply_text(cmd.args[0][:100])))
-            elif cmd.name == "digest":
-                await ack(text=_PENDING["digest"])
+            working = self.core.working_text(cmd)
+            if working is not None:
+                await ack(text=reply_text(working))
             else:
                 await ack()
             self._spawn(self._run_command(cmd, respond))
@@ -357,21 +319,16 @@ class SlackAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._workers, thread_name_prefix="slack-work"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-
     # -- commands --------------------------------------------------------------------------------
     async def _run_command(self, cmd: Command, respond: Callable[..., Awaitable[Any]]) -> None:
         try:
-            if cmd.is_group and cmd.name in CHANGING:
+            if self.core.needs_admin_check(cmd):
                 cmd = dataclasses.replace(cmd, is_admin=await self.is_admin(cmd.chat, cmd.user))
-            reply = await self._blocking(self.commands.handle, cmd)
-            await self._answer(cmd, reply, respond)
+            reply = await self.core.handle(cmd, self)
+            if reply.card is not None and not reply.error:
+                await self._post_card(cmd, reply.card, reply.text, respond)
+            elif reply.text:
+                await self._respond(respond, reply.text, ephemeral=reply.ephemeral or reply.error)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -381,7 +338,7 @@ class SlackAdapter:
     async def is_admin(self, channel: str, user: str) -> bool:
         """May ``user`` change ``channel``'s settings?  One of slack.admins when that list is
         set, else any member of the channel."""
-        admins = self.config.slack.admins
+        admins = self.section.admins
         if admins:
             return user in admins
         cursor: str | None = None
@@ -401,51 +358,16 @@ class SlackAdapter:
             )
             return False
 
-    async def _answer(
-        self, cmd: Command, reply: Reply, respond: Callable[..., Awaitable[Any]]
+    async def _post_card(
+        self, cmd: Command, card: Card, text: str, respond: Callable[..., Awaitable[Any]]
     ) -> None:
-        if reply.digest is not None:
-            await self._respond(respond, await self._post_digest(reply.digest))
-        elif reply.item is not None and not reply.error and not reply.ephemeral:
-            await self._post_summary(cmd, reply, respond)
-        else:
-            await self._respond(respond, reply.text, ephemeral=reply.ephemeral or reply.error)
-
-    async def _post_digest(self, digest: Digest) -> str:
-        if self.service is not None:
-            report = await self.service.deliver_digest(digest)
-        else:
-            report = await deliver(self.engine.store, self, digest)
-        n = len(digest.items)
-        if report.failed:
-            done = report.sent + report.already + report.reconciled
-            return (
-                f"Posted {max(done - 1, 0)} of {n} papers, then Slack refused: {report.failed}. "
-                "The rest is retried with the next scheduled digest."
-            )
-        if report.sent == 0:
-            return f"Today's digest ({n} papers) is already in this channel."
-        return f"Posted today's digest: {n} papers, one per reply in the thread."
-
-    async def _post_summary(
-        self, cmd: Command, reply: Reply, respond: Callable[..., Awaitable[Any]]
-    ) -> None:
-        assert reply.item is not None
-        item = reply.item
-        sub = await self._blocking(self.engine.store.get_subscription, "slack", cmd.chat)
-        rated = sub is not None and sub.active
-        tally = (0, 0)
-        if rated and sub is not None and sub.id is not None:
-            tally = await self._blocking(self.engine.store.tally, sub.id, item.paper.id)
-        messages = render_paper(
-            item,
-            buttons=rated,
-            show_score=rated,
-            tally=tally,
+        """A paper someone asked for (/summarize), in the channel, with its buttons."""
+        messages = render_card(
+            card,
             note=f"/summarize requested by <@{cmd.user}>",
             metadata={
                 "event_type": SUMMARY_EVENT,
-                "event_payload": {"paper": item.paper.id, "user": cmd.user},
+                "event_payload": {"paper": card.paper_id, "user": cmd.user},
             },
         )
         try:
@@ -467,7 +389,7 @@ class SlackAdapter:
                 await respond(text=msg["text"], blocks=msg["blocks"], response_type="in_channel")
         except Exception:
             log.exception("cannot answer /summarize through response_url either")
-            await self._respond(respond, reply.text)
+            await self._respond(respond, text)
 
     async def _respond(
         self, respond: Callable[..., Awaitable[Any]], text: str, *, ephemeral: bool = True
@@ -490,17 +412,11 @@ class SlackAdapter:
         except ValueError as exc:
             log.warning("ignoring a malformed rating payload: %s", exc)
             return
-        key = f"{press.channel}:{press.message_ts}".encode()
         # Serialised per message so two quick presses can't leave an older tally on screen.
-        async with self._message_locks[zlib.crc32(key) % _LOCK_STRIPES]:
+        async with self._message_locks((press.channel, press.message_ts)):
             try:
-                reply = await self._blocking(
-                    self.commands.handle_rating,
-                    "slack",
-                    press.channel,
-                    press.user,
-                    press.paper_id,
-                    press.value,
+                reply = await self.core.rate(
+                    PLATFORM, press.channel, press.user, press.paper_id, press.value
                 )
             except Exception:
                 log.exception("rating in %s failed", press.channel)
@@ -508,9 +424,7 @@ class SlackAdapter:
             # Without the message's blocks (never the case for a real click) there is nothing
             # to redraw: the ephemeral confirmation alone tells the person.
             if not reply.error and reply.data.get("changed") and press.blocks:
-                blocks = with_tally(
-                    press.blocks, press.paper_id, reply.data["up"], reply.data["down"]
-                )
+                blocks = with_buttons(press.blocks, reply.buttons)
                 await self._show_tally(press.channel, press.message_ts, press.text, blocks, respond)
         await self._respond(respond, reply.text)
 
@@ -539,14 +453,11 @@ class SlackAdapter:
         resp = await self._post(digest.subscription.chat, render_header(digest))
         return Sent(resp["ts"], resp["ts"])
 
-    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent:
+    async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent:
         sub = digest.subscription
-        tally = (0, 0)
-        if sub.id is not None:
-            tally = await self._blocking(self.engine.store.tally, sub.id, item.paper.id)
-        messages = render_item(digest, item, tally=tally, top_n=self.config.summaries.top_n)
+        messages = render_item(digest, card)
         thread_ts = thread.thread_id or thread.message_id
-        key = (sub.id, digest.day, item.paper.id)
+        key = (sub.id, digest.day, card.paper_id)
         first, done = self._partial.pop(key, (None, 0))
         for i in range(done, len(messages)):
             try:
@@ -628,12 +539,7 @@ class SlackAdapter:
     async def _post(self, channel: str, message: Message, thread_ts: str | None = None) -> Any:
         """chat.postMessage, at most one per post_interval_s per channel; Slack's refusals
         become DeliveryError (permanent when the channel is gone for good)."""
-        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._last_post.get(channel, 0.0) + self.config.slack.post_interval_s
-            wait -= time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        async with self._pacer.turn(channel):
             try:
                 return await self.client.chat_postMessage(
                     channel=channel,
@@ -651,5 +557,3 @@ class SlackAdapter:
                 ) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise DeliveryError(f"cannot reach Slack to post to {channel}: {exc!r}") from None
-            finally:
-                self._last_post[channel] = time.monotonic()

@@ -14,16 +14,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.cards import RATE_DOWN, RATE_UP, header_text
 from bot.commands import make_command
-from bot.models import Command, Digest, ScoredPaper
-from bot.render import header_text, reasons_text, short_authors, summary_marker, type_label
+from bot.models import Button, Card, Command, Digest
 
 Message = dict[str, Any]  # keyword arguments for chat.postMessage (text, blocks, metadata)
 
 PLATFORM = "slack"
 ITEM_EVENT = "arxiv_herald_item"  # metadata event_type on every digest message
 SUMMARY_EVENT = "arxiv_herald_summary"  # metadata event_type on /summarize answers
-RATE_UP, RATE_DOWN = "rate_up", "rate_down"
 RATE_BLOCK = "arxiv_rate"
 ARXIV_COMMAND, SUMMARIZE_COMMAND = "/arxiv", "/summarize"
 
@@ -120,39 +119,28 @@ def context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _button_label(emoji: str, count: int) -> str:
-    return f"{emoji} {count}" if count else emoji
-
-
-def rating_block(paper_id: str, up: int = 0, down: int = 0) -> dict[str, Any]:
-    """The 👍 / 👎 buttons; their labels carry the tally once someone voted."""
+def buttons_block(buttons: tuple[Button, ...]) -> dict[str, Any]:
+    """A card's buttons (👍 / 👎 with their tally) as one actions block."""
     return {
         "type": "actions",
         "block_id": RATE_BLOCK,
         "elements": [
             {
                 "type": "button",
-                "action_id": RATE_UP,
-                "value": paper_id,
-                "text": {"type": "plain_text", "text": _button_label("👍", up), "emoji": True},
-            },
-            {
-                "type": "button",
-                "action_id": RATE_DOWN,
-                "value": paper_id,
-                "text": {"type": "plain_text", "text": _button_label("👎", down), "emoji": True},
-            },
+                "action_id": b.action,
+                "value": b.paper_id,
+                "text": {"type": "plain_text", "text": b.label, "emoji": True},
+            }
+            for b in buttons
         ],
     }
 
 
-def with_tally(
-    blocks: list[dict[str, Any]], paper_id: str, up: int, down: int
-) -> list[dict[str, Any]]:
-    """``blocks`` (as Slack echoes them in an action payload) with the rating buttons'
-    labels replaced by the current tally; buttons are added if the message had none."""
+def with_buttons(blocks: list[dict[str, Any]], buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
+    """``blocks`` (as Slack echoes them in an action payload) with the rating buttons
+    replaced by ``buttons`` (their new tally); added if the message had none."""
     out = copy.deepcopy(blocks)
-    fresh = rating_block(paper_id, up, down)
+    fresh = buttons_block(buttons)
     for i, block in enumerate(out):
         if block.get("type") == "actions" and any(
             el.get("action_id") in (RATE_UP, RATE_DOWN) for el in block.get("elements", [])
@@ -189,30 +177,26 @@ def render_header(digest: Digest) -> Message:
     }
 
 
-def _paper_blocks(
-    item: ScoredPaper, *, show_score: bool, top_n: int | None
-) -> list[dict[str, Any]]:
-    p = item.paper
-    title = clip_escaped(p.title, TITLE_MAX)
-    others = [c for c in p.categories if c != (item.category or p.primary_category)]
-    line = type_label(item) + (f" · also {', '.join(others)}" if others else "")
+def _card_blocks(card: Card) -> list[dict[str, Any]]:
+    title = clip_escaped(card.title, TITLE_MAX)
+    line = card.type_line + (f" · also {', '.join(card.also)}" if card.also else "")
     head = (
-        f"*<{escape_mrkdwn(p.url)}|{title}>*\n"
-        f"{clip_escaped(short_authors(p.authors), AUTHORS_MAX)}\n"
-        f"{clip_escaped(line, LINE_MAX)} · `{clip_escaped(p.versioned_id, 60)}`"
+        f"*<{escape_mrkdwn(card.url)}|{title}>*\n"
+        f"{clip_escaped(card.authors_short(), AUTHORS_MAX)}\n"
+        f"{clip_escaped(line, LINE_MAX)} · `{clip_escaped(card.versioned_id, 60)}`"
     )
     blocks = [section(head)]
-    if show_score:
-        why = clip_escaped(reasons_text(item), REASONS_MAX)
-        explore = " · _exploring_" if item.explore else ""
-        blocks.append(context(f"Score *{item.score:.1f}*{explore} · {why}"))
-    marker = summary_marker(item, top_n)
-    if item.summary:
-        body = summary_mrkdwn(item.summary)
-        by = f"🤖 Summary by {clip_escaped(item.summary_model or 'an LLM', 100)}"
+    if card.score is not None:
+        why = clip_escaped(card.why(), REASONS_MAX)
+        explore = " · _exploring_" if card.explore else ""
+        blocks.append(context(f"Score *{card.score:.1f}*{explore} · {why}"))
+    marker = card.marker
+    if card.summary:
+        body = summary_mrkdwn(card.summary)
+        by = f"🤖 Summary by {clip_escaped(card.summary_by or 'an LLM', 100)}"
         blocks.append(context(by + (f" · ⚠️ {escape_mrkdwn(marker)}" if marker else "")))
     else:
-        body = "*Abstract*\n" + escape_mrkdwn(" ".join(p.abstract.split()) or "(none)")
+        body = "*Abstract*\n" + escape_mrkdwn(card.abstract or "(none)")
         if marker:
             blocks.append(context(f"⚠️ {clip_escaped(marker, REASONS_MAX)}"))
     blocks += [section(piece) for piece in split_text(body, SECTION_MAX)]
@@ -241,33 +225,27 @@ def _pack(blocks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return groups
 
 
-def render_paper(
-    item: ScoredPaper,
+def render_card(
+    card: Card,
     *,
-    buttons: bool = True,
-    show_score: bool = True,
-    tally: tuple[int, int] = (0, 0),
-    top_n: int | None = None,
     metadata: dict[str, Any] | None = None,
     note: str | None = None,
 ) -> list[Message]:
     """One paper as one or more messages (long summaries split); the first message carries
-    the metadata and the 👍/👎 buttons, the rest continue in the same thread.  ``note`` is
+    the metadata and the card's buttons, the rest continue in the same thread.  ``note`` is
     trusted mrkdwn shown above the paper (e.g. who asked for it)."""
-    p = item.paper
-    blocks = _paper_blocks(item, show_score=show_score, top_n=top_n)
-    groups = _pack([context(note), *blocks] if note else blocks)
+    groups = _pack([context(note), *_card_blocks(card)] if note else _card_blocks(card))
     n = len(groups)
-    title = clip(p.title, 300)
+    title = clip(card.title, 300)
     messages: list[Message] = []
     for i, group in enumerate(groups, 1):
         blocks = group
         if i == 1:
-            fallback = f"{title} ({p.versioned_id}) — {short_authors(p.authors)} — {p.url}"
-            if buttons:
-                blocks = [*blocks, rating_block(p.id, *tally)]
+            fallback = f"{title} ({card.versioned_id}) — {card.authors_short()} — {card.url}"
+            if card.buttons:
+                blocks = [*blocks, buttons_block(card.buttons)]
         else:
-            fallback = f"{title} ({p.versioned_id}), continued ({i}/{n})"
+            fallback = f"{title} ({card.versioned_id}), continued ({i}/{n})"
             blocks = [context(f"_continued ({i}/{n})_"), *blocks]
         msg: Message = {"text": clip_escaped(fallback, FALLBACK_MAX), "blocks": blocks}
         if metadata is not None:
@@ -279,12 +257,10 @@ def render_paper(
     return messages
 
 
-def render_item(
-    digest: Digest, item: ScoredPaper, *, tally: tuple[int, int] = (0, 0), top_n: int | None = None
-) -> list[Message]:
+def render_item(digest: Digest, card: Card) -> list[Message]:
     """A digest's thread reply for one paper (several when it must be split)."""
-    md = item_metadata(digest.subscription.id, digest.day, item.paper.id)
-    return render_paper(item, tally=tally, top_n=top_n, metadata=md)
+    md = item_metadata(digest.subscription.id, digest.day, card.paper_id)
+    return render_card(card, metadata=md)
 
 
 def reply_text(text: str) -> str:

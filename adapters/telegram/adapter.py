@@ -1,15 +1,14 @@
 """Telegram adapter (python-telegram-bot): commands, digests with 👍/👎 buttons, polling or webhook.
 
-A thin translator behind :class:`adapters.base.Adapter`: updates become plain ``Command`` and
-rating calls into :class:`bot.commands.Commands` (run in a thread: they may block on the LLM or
-arXiv); replies and digests go out as HTML built by :mod:`adapters.telegram_html`.  The
-delivery ledger (:func:`bot.delivery.deliver`) drives :meth:`TelegramAdapter.send_header` and
-:meth:`TelegramAdapter.send_item`.
+A thin translator behind :class:`bot.platform.Adapter`: updates become plain ``Command``
+values and button presses for :class:`bot.core.Core`; its replies and cards go out as HTML
+built by :mod:`adapters.telegram.render`.  The core's delivery drives
+:meth:`TelegramAdapter.send_header` and :meth:`TelegramAdapter.send_item`.
 
 Flood limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
 about 30 messages a second overall, one a second per chat, 20 a minute per group.  PTB's
 ``AIORateLimiter`` paces the overall and group limits and retries 429s after their
-``retry_after``; it has no per-private-chat limit, so :class:`ChatPacer` adds one.
+``retry_after``; it has no per-private-chat limit, so a :class:`bot.pacing.Pacer` adds one.
 """
 
 from __future__ import annotations
@@ -22,14 +21,13 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hmac
 import html
 import logging
 import re
-import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,44 +63,27 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram_html import (
+from adapters.telegram import PLATFORM, TelegramSection
+from adapters.telegram.render import (
     GROUP_TYPES,
-    PLATFORM,
     addressed_to,
     command_from_message,
     decode_rating,
     escape,
-    rating_keyboard,
+    keyboard,
+    render_card,
     render_header,
-    render_item,
     render_text,
 )
-from bot.commands import SLOW, Commands
 from bot.config import Config, secret
-from bot.delivery import DeliveryReport, Sent, deliver
-from bot.engine import Engine
+from bot.core import Core
 from bot.errors import ConfigError, DeliveryError, HeraldError
-from bot.models import Command, Digest, Reply, ScoredPaper, Subscription
+from bot.models import Card, Command, Digest, Subscription
+from bot.pacing import KeyedLocks, Pacer
+from bot.platform import Sent
 
 log = logging.getLogger(__name__)
 
-#: The bot's menu (setMyCommands) and the names its CommandHandler answers to.
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "What this bot does and how to begin"),
-    ("subscribe", "Follow arXiv categories, e.g. /subscribe cs.LG cs.CL"),
-    ("unsubscribe", "Stop the daily digest here"),
-    ("keywords", "add | remove | list the keywords that rank papers"),
-    ("exclude", "add | remove | list words that drop papers"),
-    ("settings", "time HH:MM · tz Area/City · max N · lang L · cross on|off"),
-    ("digest", "Today's digest, now"),
-    ("summarize", "Summarize any paper: /summarize 2601.19278"),
-    ("why", "Why a paper got its score"),
-    ("more", "More papers like this one"),
-    ("mute", "Hide a topic from this chat's digest"),
-    ("unmute", "Show a muted topic again"),
-    ("status", "Settings, last fetch, next digest, your feed"),
-    ("help", "Every command"),
-)
 ALLOWED_UPDATES = ("message", "callback_query")
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -194,64 +175,6 @@ def build_rate_limiter(
     )
 
 
-@dataclass
-class _Turn:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last: float = float("-inf")
-
-
-class ChatPacer:
-    """At most one message per ``interval`` seconds in each chat.
-
-    The interval runs from Telegram's *answer* to the previous message, so however the two
-    requests travel, Telegram sees them at least ``interval`` apart.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._turns: dict[int, _Turn] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, chat_id: int) -> AsyncIterator[None]:
-        if self.interval <= 0:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        turn = self._turns.setdefault(chat_id, _Turn())
-        async with turn.lock:
-            wait = turn.last + self.interval - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                turn.last = loop.time()
-                self._forget_idle(loop.time())
-
-    def _forget_idle(self, now: float) -> None:
-        if len(self._turns) < 4096:
-            return
-        for chat_id, turn in list(self._turns.items()):
-            if not turn.lock.locked() and turn.last < now - self.interval - 60:
-                del self._turns[chat_id]
-
-
-class _KeyedLocks:
-    """One asyncio.Lock per key, forgotten once nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[object, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def __call__(self, key: object) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
-
-
 # -- errors ----------------------------------------------------------------------------------
 def delivery_error(exc: TelegramError, chat_id: int | str) -> DeliveryError:
     """Telegram's refusal as a DeliveryError; ``permanent`` when the chat is gone for good."""
@@ -323,23 +246,18 @@ class TelegramAdapter:
     """Telegram behind the Adapter protocol; also the Sender that delivery drives."""
 
     platform = PLATFORM
-    #: Set by ``herald serve`` (bot.app.Service): chat-triggered digests then share the
-    #: scheduler's per-subscription lock and bookkeeping.
-    service: Any = None
 
     def __init__(
         self,
         config: Config,
-        engine: Engine,
-        commands: Commands,
+        core: Core,
         *,
         rate_limiter: BaseRateLimiter[Any] | None = None,
         poll_timeout: int = 10,
     ) -> None:
         self.config = config
-        self.section = config.telegram
-        self.engine = engine
-        self.commands = commands
+        self.section = TelegramSection.of(config, PLATFORM)
+        self.core = core
         self.poll_timeout = poll_timeout
         token = secret(self.section.token_env)
         if not token:
@@ -364,14 +282,13 @@ class TelegramAdapter:
                 logger.setLevel(logging.WARNING)
         with _quiet_debug("telegram.Bot", "telegram.ext.ExtBot"):  # "Set Bot API URL: …<token>"
             self.app = self._build(token, rate_limiter)
-        self.pacer = ChatPacer(self.section.per_chat_interval_s)
-        self._command_locks = _KeyedLocks()
-        self._delivery_locks = _KeyedLocks()
+        self.pacer = Pacer(self.section.per_chat_interval_s)
+        self._command_locks = KeyedLocks()
         self._admin_cache: dict[tuple[int, int], tuple[bool, float]] = {}
-        self._keyboard_dirty: dict[tuple[int, int], tuple[int, str]] = {}
+        self._keyboard_dirty: dict[tuple[int, int], tuple[str, str]] = {}
         self._keyboard_tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._connected = False
-        names = [name for name, _ in COMMANDS]
+        names = core.names()
         only_new = filters.UpdateType.MESSAGE  # an edited "/subscribe" is not a second command
         self.app.add_handler(CommandHandler(names, self._on_command, filters=only_new))
         self.app.add_handler(MessageHandler(filters.COMMAND & only_new, self._on_other_command))
@@ -428,7 +345,7 @@ class TelegramAdapter:
                 f"{type(exc).__name__}: {exc}"
             ) from None
         try:
-            await self.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+            await self.bot.set_my_commands([BotCommand(n, d) for n, d in self.core.menu()])
         except TelegramError as exc:
             raise HeraldError(f"Telegram refused setMyCommands: {exc}") from None
         self._connected = True
@@ -497,23 +414,23 @@ class TelegramAdapter:
         msg = await self._post(sub, render_header(digest))
         return Sent(str(msg.message_id), str(msg.message_id))
 
-    async def send_item(self, digest: Digest, item: ScoredPaper, thread: Sent) -> Sent:
+    async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent:
         """The paper as a reply to the header; a long one in several parts, buttons on the last.
 
         If a later part fails, the earlier parts are deleted again, so the ledger's resend of
         this paper does not repeat them.
         """
         sub = digest.subscription
-        chunks = render_item(item, self.top_n)
+        chunks = render_card(card)
         reply_to = int(thread.thread_id or thread.message_id)
-        keyboard = self._keyboard_for(sub, item.paper.id)
+        buttons = keyboard(card.buttons)
         sent: list[Message] = []
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
                 sent.append(
                     await self._post(
-                        sub, chunk, reply_to=reply_to, keyboard=keyboard if last else None
+                        sub, chunk, reply_to=reply_to, keyboard=buttons if last else None
                     )
                 )
         except DeliveryError:
@@ -569,7 +486,10 @@ class TelegramAdapter:
             except ChatMigrated as exc:
                 if attempt == 2:
                     raise delivery_error(exc, chat_id) from None
-                chat_id = self._migrate(chat_id, exc.new_chat_id, sub)
+                await self.core.migrate_chat(PLATFORM, str(chat_id), str(exc.new_chat_id))
+                if sub is not None:
+                    sub.chat = str(exc.new_chat_id)  # the rest of this digest follows it
+                chat_id = exc.new_chat_id
                 replying = None  # the message replied to stayed in the old group
             except BadRequest as exc:
                 if parse_mode is None or not _is_entity_error(exc) or attempt == 2:
@@ -611,40 +531,23 @@ class TelegramAdapter:
                     exc,
                 )
 
-    def _keyboard_for(self, sub: Subscription | None, paper_id: str) -> InlineKeyboardMarkup:
-        up, down = (0, 0)
-        if sub is not None and sub.id is not None:
-            up, down = self.engine.store.tally(sub.id, paper_id)
-        return rating_keyboard(paper_id, up, down)
-
-    def _migrate(self, old: int, new: int, sub: Subscription | None = None) -> int:
-        """A group became a supergroup with a new id: the subscription follows it."""
-        store = self.engine.store
-        sub = sub or store.get_subscription(PLATFORM, str(old))
-        if sub is not None and sub.id is not None and sub.chat == str(old):
-            if store.get_subscription(PLATFORM, str(new)) is None:
-                store.update_subscription(sub.id, chat=str(new))
-                log.info("Telegram chat %s became supergroup %s; subscription moved", old, new)
-            sub.chat = str(new)
-        return new
-
     # -- incoming ----------------------------------------------------------------------------
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is None or not message.text:
             return
-        cmd = command_from_message(
-            message, self.bot.username, is_admin=await self._is_admin(message)
-        )
+        cmd = command_from_message(message, self.bot.username)
         if cmd is None:
             return
+        if self.core.needs_admin_check(cmd):
+            cmd = dataclasses.replace(cmd, is_admin=await self._is_admin(message))
         try:
             await self._run_command(message, cmd)
         except DeliveryError as exc:
             log.warning("could not answer /%s in Telegram chat %s: %s", cmd.name, cmd.chat, exc)
 
     async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A /command we have no handler for: the engine answers with help (or an alias).
+        """A /command we have no handler for: the core answers with help.
 
         In groups only when addressed as /cmd@ourbot: other bots there have commands too.
         """
@@ -659,74 +562,41 @@ class TelegramAdapter:
         await self._on_command(update, context)
 
     async def _run_command(self, message: Message, cmd: Command) -> None:
-        if cmd.name in ("summarize", "summary") and len(cmd.args) == 1:
-            # "working…" only when there is work: a usage error is answered straight away.
-            await self._summarize(message, cmd)
-            return
-        if cmd.name in SLOW:
-            # Slow commands don't hold the chat's queue; quick ones keep their order.
-            await self._typing(message.chat_id)
-            reply = await asyncio.to_thread(self.commands.handle, cmd)
-        else:
+        working_text = self.core.working_text(cmd)
+        if working_text is None:
+            # Quick commands keep their order within the chat.
             async with self._command_locks(cmd.chat):
-                reply = await asyncio.to_thread(self.commands.handle, cmd)
-        if reply.digest is not None:
-            await self._deliver_now(message, reply.digest)
+                reply = await self.core.handle(cmd, self)
+            if reply.text:
+                await self._answer(message, reply.text, reply.reply_to)
             return
-        await self._answer(message, reply.text)
-
-    async def _answer(self, message: Message, text: str) -> None:
-        """A plain reply; in groups as a reply to the command, so it is clear whose it was."""
-        reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
-        for chunk in render_text(text):
-            await self._post(message.chat_id, chunk, reply_to=reply_to)
-            reply_to = None
-
-    async def _summarize(self, message: Message, cmd: Command) -> None:
-        """Post "working…" at once, then edit the summary (or the error) into it."""
+        # Slow ones show "working…" at once, don't hold up the chat's queue, and have the
+        # answer edited in.
         chat_id = message.chat_id
         reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
-        working = await self._post(chat_id, escape(WORKING), reply_to=reply_to)
-        reply: Reply = await asyncio.to_thread(self.commands.handle, cmd)
-        keyboard = None
-        if reply.item is not None and not reply.error:
-            chunks = render_item(reply.item, self.top_n)
-            sub = self.engine.store.get_subscription(PLATFORM, cmd.chat)
-            if sub is not None and sub.active:
-                keyboard = self._keyboard_for(sub, reply.item.paper.id)
+        working = await self._post(chat_id, escape(working_text), reply_to=reply_to)
+        reply = await self.core.handle(cmd, self)
+        if reply.card is not None and not reply.error:
+            chunks, buttons = render_card(reply.card), keyboard(reply.card.buttons)
         else:
-            chunks = render_text(reply.text)
+            chunks, buttons = render_text(reply.text or "✓"), None
         await self._edit(
-            chat_id, working.message_id, chunks[0], keyboard if len(chunks) == 1 else None
+            chat_id, working.message_id, chunks[0], buttons if len(chunks) == 1 else None
         )
         for i, chunk in enumerate(chunks[1:], 2):
             last = i == len(chunks)
             await self._post(
-                chat_id, chunk, reply_to=working.message_id, keyboard=keyboard if last else None
+                chat_id, chunk, reply_to=working.message_id, keyboard=buttons if last else None
             )
 
-    async def _deliver_now(self, message: Message, digest: Digest) -> DeliveryReport:
-        """/digest: today's digest through the ledger, so it is never posted twice."""
-        assert digest.subscription.id is not None
-        async with self._delivery_locks((digest.subscription.id, digest.day)):
-            if self.service is not None:
-                report = await self.service.deliver_digest(digest)
-            else:
-                report = await deliver(self.engine.store, self, digest)
-        if report.deactivated:
-            return report
-        if report.failed:
-            await self._answer(
-                message,
-                "I could not post all of today's digest just now "
-                f"({report.failed}); the rest is retried later.",
-            )
-        elif report.sent == 0:
-            text = f"Today's digest ({len(digest.items)} papers) is already in this chat."
-            header = report.thread.message_id if report.thread else None
-            for chunk in render_text(text):
-                await self._post(message.chat_id, chunk, reply_to=int(header) if header else None)
-        return report
+    async def _answer(self, message: Message, text: str, reply_to: str | None = None) -> None:
+        """A plain reply; in groups as a reply to the command, so it is clear whose it was."""
+        to = int(reply_to) if reply_to else None
+        if to is None and message.chat.type in GROUP_TYPES:
+            to = message.message_id
+        for chunk in render_text(text):
+            await self._post(message.chat_id, chunk, reply_to=to)
+            to = None
 
     async def _typing(self, chat_id: int) -> None:
         with contextlib.suppress(TelegramError):
@@ -774,9 +644,7 @@ class TelegramAdapter:
             return
         value, paper_id = parsed
         chat = str(message.chat.id)
-        reply = await asyncio.to_thread(
-            self.commands.handle_rating, PLATFORM, chat, str(query.from_user.id), paper_id, value
-        )
+        reply = await self.core.rate(PLATFORM, chat, str(query.from_user.id), paper_id, value)
         text = reply.text
         if len(text) > MAX_ANSWER_CHARS:
             text = text[: MAX_ANSWER_CHARS - 1] + "…"
@@ -785,18 +653,16 @@ class TelegramAdapter:
         except TelegramError as exc:  # "query is too old": the press still counted
             log.info("answerCallbackQuery failed: %s", exc)
         if not reply.error:
-            sub = self.engine.store.get_subscription(PLATFORM, chat)
-            if sub is not None and sub.id is not None:
-                self._refresh_keyboard(message.chat.id, message.message_id, sub.id, paper_id)
+            self._refresh_keyboard(message.chat.id, message.message_id, chat, paper_id)
 
-    def _refresh_keyboard(self, chat_id: int, message_id: int, sub_id: int, paper_id: str) -> None:
+    def _refresh_keyboard(self, chat_id: int, message_id: int, chat: str, paper_id: str) -> None:
         """Show the tally; presses that arrive while an edit is under way share the next one.
 
         Each edit reads the tally fresh, so the last edit always shows the final count, and a
         burst of presses in a busy group costs one or two edits, not one per press.
         """
         key = (chat_id, message_id)
-        self._keyboard_dirty[key] = (sub_id, paper_id)
+        self._keyboard_dirty[key] = (chat, paper_id)
         if key not in self._keyboard_tasks:
             self._keyboard_tasks[key] = asyncio.create_task(self._flush_keyboard(key))
 
@@ -804,12 +670,12 @@ class TelegramAdapter:
         chat_id, message_id = key
         try:
             while key in self._keyboard_dirty:
-                sub_id, paper_id = self._keyboard_dirty.pop(key)
-                up, down = self.engine.store.tally(sub_id, paper_id)
+                chat, paper_id = self._keyboard_dirty.pop(key)
+                buttons = await self.core.buttons(PLATFORM, chat, paper_id)
                 try:
                     async with self.pacer.turn(chat_id):
                         await self.bot.edit_message_reply_markup(
-                            chat_id, message_id, reply_markup=rating_keyboard(paper_id, up, down)
+                            chat_id, message_id, reply_markup=keyboard(buttons)
                         )
                 except BadRequest as exc:
                     if not _is_not_modified(exc):
@@ -822,7 +688,9 @@ class TelegramAdapter:
     async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is not None and message.migrate_to_chat_id:
-            self._migrate(message.chat_id, message.migrate_to_chat_id)
+            await self.core.migrate_chat(
+                PLATFORM, str(message.chat_id), str(message.migrate_to_chat_id)
+            )
 
     def _on_polling_error(self, exc: TelegramError) -> None:
         if isinstance(exc, Conflict):

@@ -21,16 +21,15 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from bot.cards import DOWN, UP, header_text
 from bot.commands import make_command
-from bot.models import Command, Digest, ScoredPaper
-from bot.render import header_text, reasons_text, short_authors, summary_marker, type_label
+from bot.models import Button, Card, Command, Digest
 
 PLATFORM = "telegram"
 MAX_MESSAGE_UNITS = 4096  # Telegram's limit, in UTF-16 code units of the parsed text
 MAX_CALLBACK_BYTES = 64
 GROUP_TYPES = frozenset({"group", "supergroup"})
 RATING_KIND = "r"
-UP, DOWN = "👍", "👎"
 
 # C0 controls other than tab/newline, DEL, and lone surrogates cannot travel in a message.
 _UNSENDABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -209,39 +208,35 @@ def _markdown_bold(text: str, tags: tuple[str, ...]) -> list[Run]:
     return runs
 
 
-def item_runs(item: ScoredPaper, top_n: int | None = None) -> list[Run]:
+def card_runs(card: Card) -> list[Run]:
     """One paper: linked title, authors, category/type, score with reasons, summary."""
-    p = item.paper
-    runs = [Run(one_line(p.title) or p.id, ("<b>", f'<a href="{_attr(p.url)}">'))]
-    if item.explore:
+    runs = [Run(clean(card.title), ("<b>", f'<a href="{_attr(card.url)}">'))]
+    if card.explore:
         runs.append(Run("  (exploring)", ("<i>",)))
-    authors = short_authors([one_line(a) for a in p.authors], 6)
-    runs.append(Run("\n" + authors))
-    primary = item.category or p.primary_category
-    meta = f"{type_label(item)} · {p.versioned_id}"
-    others = [c for c in p.categories if c != primary]
-    if others:
-        meta += " · also " + ", ".join(others)
+    runs.append(Run("\n" + clean(card.authors_short(6))))
+    meta = f"{card.type_line} · {card.versioned_id}"
+    if card.also:
+        meta += " · also " + ", ".join(card.also)
     runs += [Run("\n"), Run(meta, ("<i>",))]
-    runs += [Run("\nScore "), Run(f"{item.score:.1f}", ("<b>",)), Run(": " + reasons_text(item))]
+    if card.score is not None:
+        runs += [Run("\nScore "), Run(f"{card.score:.1f}", ("<b>",)), Run(": " + card.why())]
     quote = ("<blockquote expandable>",)
-    if item.summary and item.summary.strip():
+    if card.summary:
         runs += [Run("\n\n"), Run("Summary", ("<b>",)), Run("\n")]
-        paragraphs = [q.strip() for q in re.split(r"\n\s*\n", clean(item.summary).strip())]
+        paragraphs = [q.strip() for q in re.split(r"\n\s*\n", clean(card.summary).strip())]
         body = "\n\n".join(q for q in paragraphs if q)
         runs += _markdown_bold(body, quote)
-    elif p.abstract.strip():
+    elif card.abstract:
         runs += [Run("\n\n"), Run("Abstract", ("<b>",)), Run("\n")]
-        runs.append(Run(one_line(p.abstract), quote))
-    marker = summary_marker(item, top_n)
-    if marker:
-        runs += [Run("\n\n"), Run(f"⚠ {marker}", ("<i>",))]
+        runs.append(Run(clean(card.abstract), quote))
+    if card.marker:
+        runs += [Run("\n\n"), Run(f"⚠ {card.marker}", ("<i>",))]
     return runs
 
 
-def render_item(item: ScoredPaper, top_n: int | None = None) -> list[str]:
+def render_card(card: Card) -> list[str]:
     """A paper as one or more HTML messages (more only when it exceeds Telegram's limit)."""
-    return render_chunks(item_runs(item, top_n))
+    return render_chunks(card_runs(card))
 
 
 def render_header(digest: Digest) -> str:
@@ -275,17 +270,15 @@ def decode_rating(data: str | None) -> tuple[int, str] | None:
     return (1 if sign == "+" else -1), paper_id
 
 
-def _label(emoji: str, count: int) -> str:
-    return f"{emoji} {count}" if count else emoji
-
-
-def rating_keyboard(paper_id: str, up: int = 0, down: int = 0) -> InlineKeyboardMarkup:
-    """[👍 n] [👎 m] under a paper; the votes themselves live in storage."""
+def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    """A card's buttons ([👍 n] [👎 m]) as an inline keyboard; the votes live in storage."""
+    if not buttons:
+        return None
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(_label(UP, up), callback_data=encode_rating(1, paper_id)),
-                InlineKeyboardButton(_label(DOWN, down), callback_data=encode_rating(-1, paper_id)),
+                InlineKeyboardButton(b.label, callback_data=encode_rating(b.value, b.paper_id))
+                for b in buttons
             ]
         ]
     )
