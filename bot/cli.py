@@ -424,15 +424,10 @@ def rate(state: State, paper_id: str, vote: str, sub_ref: str | None, user: str)
     sub = commands.resolve_subscription(sub_ref)
     paper = state.engine.lookup(paper_id)
     outcome = commands.rate(sub, user, paper, _VOTES[vote.lower()])
-    thumb = "👍" if outcome.value > 0 else "👎"
-    if not outcome.changed:
-        verb = f"Already rated {thumb}"
-    elif outcome.previous is None:
-        verb = f"Rated {thumb}"
-    else:
-        verb = f"Changed the rating to {thumb}"
+    verbs = {"new": "Rated", "same": "Already rated", "flipped": "Changed the rating to"}
+    verb = f"{verbs[outcome.kind]} {outcome.thumb}"
     click.echo(f"{verb}: {paper.title} ({paper.id}) for {sub.label}, as {user}.")
-    click.echo("\n".join(commands.why_lines(sub, paper, user)))
+    click.echo("\n".join(commands.why(sub, paper, user, label=True)[1]))
 
 
 @main.command()
@@ -474,5 +469,4 @@ def why(state: State, paper_id: str, sub_ref: str | None, user: str | None) -> N
     commands = state.commands
     sub = commands.resolve_subscription(sub_ref)
     paper = state.engine.lookup(paper_id)
-    click.echo(f"For {sub.label}:")
-    click.echo("\n".join(commands.why_lines(sub, paper, user)))
+    click.echo("\n".join(commands.why(sub, paper, user, label=True)[1]))

@@ -240,13 +240,11 @@ class Commands:
             if paper is None:
                 raise CommandError(f"I don't know the paper {paper_id}.")
             outcome = self.rate(sub, user, paper, value)
-            verb = "👍" if outcome.value > 0 else "👎"
-            if not outcome.changed:
-                text = f"You already rated this {verb}."
-            elif outcome.previous is None:
-                text = f"Thanks — rated {verb}. Tomorrow's ranking takes it into account."
-            else:
-                text = f"Changed your rating to {verb}."
+            text = {
+                "new": f"Thanks — rated {outcome.thumb}. Tomorrow's ranking takes it into account.",
+                "same": f"You already rated this {outcome.thumb}.",
+                "flipped": f"Changed your rating to {outcome.thumb}.",
+            }[outcome.kind]
             return Reply(
                 text=text,
                 ephemeral=True,
@@ -275,14 +273,18 @@ class Commands:
         up, down = self.engine.store.tally(sub.id, paper.id)
         return RatingOutcome(prev, new, up, down)
 
-    def why_lines(self, sub: Subscription, paper: Paper, user: str | None = None) -> list[str]:
-        """A paper's score for ``sub`` and every reason behind it, one line each."""
+    def why(
+        self, sub: Subscription, paper: Paper, user: str | None = None, *, label: bool = False
+    ) -> tuple[ScoredPaper, list[str]]:
+        """A paper's score for ``sub`` and every reason behind it, one line each (``label``:
+        name the subscription, for the CLI)."""
         item = self.engine.explain(sub, paper, user=user)
-        lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}"]
+        whose = f" for {sub.label}" if label else ""
+        lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}{whose}"]
         lines += [f"• {r.text}" for r in item.reasons] or ["• no keyword matched"]
         if item.score < sub.min_score:
-            lines.append(f"(below this chat's min score {sub.min_score:g}, so not shown)")
-        return lines
+            lines.append(f"(below the min score {sub.min_score:g}, so not in the digest)")
+        return item, lines
 
     def resolve_subscription(self, ref: str | None) -> Subscription:
         """A subscription by id, name or ``platform:chat``; None gives the config's own."""
@@ -586,23 +588,27 @@ class Commands:
             raise CommandError(f"One paper at a time, please. {ID_USAGE}")
         sub = self.engine.store.get_subscription(cmd.platform, cmd.chat)
         paper, outcome = self.engine.summarize(cmd.args[0], sub=sub)
-        if outcome.status == SummaryStatus.DISABLED:
-            abstract = " ".join(paper.abstract.split())
-            return Reply(
-                text=f"{paper.title} ({paper.versioned_id})\n{paper.url}\n\nSummaries are turned "
-                f"off for this bot (summaries.enabled in its config). The abstract:\n{abstract}"
-            )
-        item = ScoredPaper(paper=paper, score=0.0, category=paper.primary_category)
-        rated = sub is not None and sub.active
+        rated = sub is not None and sub.active and sub.id is not None
         if rated:
-            assert sub is not None
+            assert sub is not None and sub.id is not None
             item = self.engine.explain(sub, paper)
+            tally = self.engine.store.tally(sub.id, paper.id)
+        else:
+            item = ScoredPaper(paper=paper, score=0.0, category=paper.primary_category)
+            tally = (0, 0)
         item.summary, item.summary_status = outcome.text, outcome.status
         item.summary_note, item.summary_model = outcome.note, outcome.model
-        text = f"{paper.title} ({paper.versioned_id})\n{short_authors(paper.authors)}\n{paper.url}"
-        if outcome.text:
-            text += "\n\n" + outcome.text
-        tally = self.engine.store.tally(sub.id, paper.id) if rated and sub and sub.id else (0, 0)
+        head = f"{paper.title} ({paper.versioned_id})"
+        if outcome.status == SummaryStatus.DISABLED:
+            abstract = " ".join(paper.abstract.split())
+            text = (
+                f"{head}\n{paper.url}\n\nSummaries are turned off for this bot "
+                f"(summaries.enabled in its config). The abstract:\n{abstract}"
+            )
+        else:
+            text = f"{head}\n{short_authors(paper.authors)}\n{paper.url}"
+            if outcome.text:
+                text += "\n\n" + outcome.text
         card = card_for(
             item,
             top_n=self.engine.config.summaries.top_n,
@@ -625,7 +631,8 @@ class Commands:
             raise self._usage(cmd, "<arXiv id>")
         sub = self._sub(cmd.platform, cmd.chat)
         paper = self.engine.lookup(cmd.args[0])
-        return Reply(text="\n".join(self.why_lines(sub, paper, cmd.user)), ephemeral=True)
+        item, lines = self.why(sub, paper, cmd.user)
+        return Reply(text="\n".join(lines), ephemeral=True, item=item)
 
     @COMMANDS.command(
         "more",
@@ -735,3 +742,14 @@ class RatingOutcome:
     @property
     def changed(self) -> bool:
         return self.previous != self.value
+
+    @property
+    def kind(self) -> str:
+        """new (first rating), same (pressed again: no change) or flipped."""
+        if not self.changed:
+            return "same"
+        return "new" if self.previous is None else "flipped"
+
+    @property
+    def thumb(self) -> str:
+        return "👍" if self.value > 0 else "👎"

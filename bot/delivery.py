@@ -70,6 +70,12 @@ def items_for_plan(store: Store, digest: Digest, planned: list[str]) -> list[Sco
     return [by_id[pid] for pid in planned if pid in by_id]
 
 
+def _mark_sent(store: Store, sub_id: int, day: dt.date, paper_id: str, sent: Sent) -> None:
+    store.set_delivery_state(
+        sub_id, day, paper_id, "sent", message_id=sent.message_id, thread_id=sent.thread_id
+    )
+
+
 async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Storage off the event loop: a busy database never stalls other chats' sends."""
     return await asyncio.to_thread(fn, *args, **kwargs)
@@ -136,15 +142,7 @@ async def deliver(
                 log.warning("delivery to %s paused: %s", sub.label, report.failed)
                 break
             if found is not None:
-                await _db(
-                    store.set_delivery_state,
-                    sub.id,
-                    digest.day,
-                    pid,
-                    "sent",
-                    message_id=found.message_id,
-                    thread_id=found.thread_id,
-                )
+                await _db(_mark_sent, store, sub.id, digest.day, pid, found)
                 report.reconciled += 1
                 log.info(
                     "ledger row %s/%s/%s was in flight at a crash and is already on the "
@@ -189,13 +187,7 @@ async def deliver(
             # Shutting down mid-call: we cannot know whether it went out; leave it ambiguous.
             raise
         await _db(
-            store.set_delivery_state,
-            sub.id,
-            digest.day,
-            pid,
-            "sent",
-            message_id=sent.message_id,
-            thread_id=thread.thread_id,
+            _mark_sent, store, sub.id, digest.day, pid, Sent(sent.message_id, thread.thread_id)
         )
         report.sent += 1
     report.thread = thread

@@ -106,42 +106,38 @@ class Engine:
             feed = self.source.fetch_feed(cats)
         except SourceError as exc:
             log.error("arXiv fetch failed: %s", exc)
-            self.store.record_fetch(
-                started_at=started,
-                day=None,
-                categories=cats,
-                source="rss",
-                status="error",
-                items=0,
-                message=str(exc),
-            )
+            self._log_fetch(started, cats, "error", None, 0, str(exc))
             return FetchReport("error", message=str(exc))
         if not feed.items:
             log.info("arXiv feed %s has no announcements (weekend or holiday)", feed.url)
-            self.store.record_fetch(
-                started_at=started,
-                day=feed.day,
-                categories=cats,
-                source="rss",
-                status="empty",
-                items=0,
-                message="empty feed",
-            )
+            self._log_fetch(started, cats, "empty", feed.day, 0, "empty feed")
             return FetchReport("empty", day=feed.day, message="empty feed: weekend or holiday")
         report = self._store_feed(feed, cats)
         assert report.day is not None
         report.backfilled = self._catch_up(cats, report.day)
-        self.store.record_fetch(
-            started_at=started,
-            day=report.day,
-            categories=cats,
-            source="rss",
-            status="ok",
-            items=report.items,
-            message=report.summary(),
-        )
+        self._log_fetch(started, cats, "ok", report.day, report.items, report.summary())
         log.info("fetched %s", report.summary())
         return report
+
+    def _log_fetch(
+        self,
+        started: str,
+        cats: Sequence[str],
+        status: str,
+        day: dt.date | None,
+        items: int,
+        message: str,
+        source: str = "rss",
+    ) -> None:
+        self.store.record_fetch(
+            started_at=started,
+            day=day,
+            categories=cats,
+            source=source,
+            status=status,
+            items=items,
+            message=message,
+        )
 
     def _store_feed(self, feed: FeedResult, cats: Sequence[str]) -> FetchReport:
         assert feed.day is not None
@@ -186,15 +182,9 @@ class Engine:
             with self.store.atomic():
                 self.store.upsert_papers([p for p, _ in rows])
                 self.store.record_announcements([a for _, anns in rows for a in anns])
-            self.store.record_fetch(
-                started_at=started,
-                day=day,
-                categories=cats,
-                source="api",
-                status="ok" if rows else "empty",
-                items=len(rows),
-                message="backfilled through the arXiv API (announcement day estimated)",
-            )
+            status = "ok" if rows else "empty"
+            note = "backfilled through the arXiv API (announcement day estimated)"
+            self._log_fetch(started, cats, status, day, len(rows), note, source="api")
             log.info("backfilled %s: %d papers through the arXiv API", day, len(rows))
             done.append(day)
         return done

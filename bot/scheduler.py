@@ -49,18 +49,22 @@ class JobTarget(Protocol):
     async def run_digests(self, *, time: str | None = None, timezone: str | None = None) -> Any: ...
 
 
-async def fetch_job(target: JobTarget) -> None:
+async def fetch_job(*, target: JobTarget | None = None) -> None:
     """Scheduled: fetch arXiv, then send digests whose time has already passed today."""
+    if target is None:
+        raise RuntimeError("the fetch job ran without its target")
     await target.run_fetch()
 
 
-async def digest_job(target: JobTarget, time: str, timezone: str) -> None:
+async def digest_job(time: str, timezone: str, *, target: JobTarget | None = None) -> None:
     """Scheduled: deliver due digests for every subscription at this local time."""
+    if target is None:
+        raise RuntimeError("the digest job ran without its target")
     await target.run_digests(time=time, timezone=timezone)
 
 
 class _TargetExecutor(AsyncIOExecutor):  # type: ignore[misc]  # apscheduler 3 has no types
-    """Runs each job with the live target as its first argument.
+    """Runs each job with the live target as its ``target`` keyword argument.
 
     APScheduler 3 persists a job as a reference to a module-level function plus its
     arguments; the target (the running service) is not something to pickle, so it is handed
@@ -72,8 +76,9 @@ class _TargetExecutor(AsyncIOExecutor):  # type: ignore[misc]  # apscheduler 3 h
         self._target = target
 
     def _do_submit_job(self, job: Any, run_times: Any) -> None:
-        bound = copy.copy(job)
-        bound.args = (self._target, *job.args)
+        bound = copy.copy(job)  # the stored job keeps its own (picklable) arguments
+        bound._scheduler, bound._jobstore_alias = job._scheduler, job._jobstore_alias
+        bound.kwargs = {**job.kwargs, "target": self._target}
         super()._do_submit_job(bound, run_times)
 
 

@@ -35,7 +35,7 @@ def test_fetch_stores_papers_and_announcements(engine: Engine) -> None:
         assert p.title == " ".join(real["title"].split())
         assert next(iter(p.categories)) == real["categories"][0]
         assert all(t in ("new", "cross") for _, t in listings)
-    assert store.last_fetch()["status"] == "ok"
+    assert store.last_fetch().status == "ok"
 
 
 def test_refetch_writes_no_duplicates(engine: Engine) -> None:
@@ -106,7 +106,7 @@ def test_bad_feeds_end_in_a_clear_log_line(
         report = eng.fetch()
     assert report.status == status
     assert says in report.summary()
-    assert eng.store.last_fetch()["status"] == status
+    assert eng.store.last_fetch().status == status
     assert any(says.split()[0] in r.getMessage() for r in caplog.records)
 
 

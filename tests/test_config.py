@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bot.cli import main
 from bot.app import load_config, parse_config
+from bot.cli import main
 from bot.config import ConfigError, default_config_text
 
 
@@ -136,3 +136,17 @@ def test_init_writes_the_commented_default(tmp_path: Path) -> None:
     assert code == 1 and "--force" in out
     code, out = _run(["--config", str(path), "check"])
     assert code == 0 and "OK" in out
+
+
+def test_relative_paths_resolve_from_where_the_config_link_is(tmp_path: Path) -> None:
+    """The checkout's config.yaml links into the package: files must land beside the link
+    (where the user runs herald), not inside the package folder."""
+    package = tmp_path / "site-packages" / "bot"
+    package.mkdir(parents=True)
+    (package / "default_config.yaml").write_text("database: herald.db\noutputs: {markdown: d.md}\n")
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "config.yaml").symlink_to(package / "default_config.yaml")
+    cfg = load_config(checkout / "config.yaml")
+    assert cfg.database_path == checkout / "herald.db"
+    assert cfg.path("d.md") == checkout / "d.md"

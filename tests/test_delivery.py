@@ -40,8 +40,8 @@ async def test_sends_header_then_items_once(engine: Engine) -> None:
     assert rec.items() == [i.paper.id for i in d.items]
     assert {p.thread for p in rec.posts[1:]} == {rec.posts[0].message_id}
     rows = engine.store.deliveries(sub.id, D)
-    assert {r["state"] for r in rows} == {"sent"}
-    assert all(r["message_id"] for r in rows)
+    assert {r.state for r in rows} == {"sent"}
+    assert all(r.message_id for r in rows)
     # Delivering the same day again sends nothing.
     again = await deliver(engine.store, rec, digest_for(engine, sub))
     assert again.sent == 0 and again.already == 7 and len(rec.posts) == 7
@@ -69,7 +69,7 @@ async def test_transient_failure_halfway_resumes_without_duplicates(engine: Engi
     first = await deliver(engine.store, rec, digest_for(engine, sub))
     assert not first.complete and "503" in (first.failed or "")
     assert len(rec.posts) == 3  # header + 2 items, the third failed
-    states = Counter(r["state"] for r in engine.store.deliveries(sub.id, D))
+    states = Counter(r.state for r in engine.store.deliveries(sub.id, D))
     assert states == {"sent": 3, "pending": 4}
     second = await deliver(engine.store, rec, digest_for(engine, sub))
     assert second.complete
@@ -131,8 +131,8 @@ async def test_stop_between_messages_leaves_the_rest_pending(engine: Engine) -> 
 
     report = await deliver(engine.store, rec, digest_for(engine, sub), should_stop=stop)
     assert not report.complete and len(rec.posts) == 3
-    assert {r["state"] for r in engine.store.deliveries(sub.id, D)} == {"sent", "pending"}
-    assert engine.store.unfinished_deliveries()[0]["remaining"] == 4
+    assert {r.state for r in engine.store.deliveries(sub.id, D)} == {"sent", "pending"}
+    assert engine.store.unfinished_deliveries()[0].remaining == 4
 
 
 async def test_resume_keeps_the_planned_order_even_if_ranking_moved(engine: Engine) -> None:

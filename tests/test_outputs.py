@@ -14,6 +14,7 @@ from adapters.console import render_console
 from adapters.feeds import render_feed
 from adapters.jsonout import digest_to_dict
 from adapters.markdown import escape_inline, render_markdown
+from bot.cards import digest_view
 from bot.engine import Engine
 from bot.models import Digest, Paper, ScoredPaper, SummaryStatus
 from bot.scoring import explain
@@ -98,7 +99,7 @@ def test_feeds_parse_with_feedparser(engine: Engine) -> None:
     day = d.day
     for atom in (False, True):
         xml = render_feed(
-            [(day, i) for i in d.items],
+            [(day, c) for c in digest_view(d).cards],
             title="t",
             link="http://h/",
             self_url="http://h/f.xml",

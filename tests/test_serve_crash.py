@@ -149,9 +149,7 @@ def ledger_settled(db: Path) -> bool:
             return False
         rows = store.deliveries(sub.id, day)
         return (
-            bool(rows)
-            and all(r["state"] == "sent" for r in rows)
-            and day in store.done_days(sub.id)
+            bool(rows) and all(r.state == "sent" for r in rows) and day in store.done_days(sub.id)
         )
     finally:
         store.close()
@@ -235,11 +233,11 @@ def test_sigterm_during_fanout_finishes_the_message_in_flight(
         assert sub is not None
         rows = store.deliveries(sub.id, store.latest_day())
         # Nothing half-recorded: each row is sent (with its message) or still pending.
-        assert {r["state"] for r in rows} <= {"sent", "pending"}
-        sent = [r for r in rows if r["state"] == "sent"]
-        assert all(r["message_id"] for r in sent)
+        assert {r.state for r in rows} <= {"sent", "pending"}
+        sent = [r for r in rows if r.state == "sent"]
+        assert all(r.message_id for r in sent)
         assert len(sent) == len(posts(fake_slack))
-        assert "pending" in {r["state"] for r in rows}  # it stopped mid-digest, not after
+        assert "pending" in {r.state for r in rows}  # it stopped mid-digest, not after
     finally:
         store.close()
 

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.platform import Adapter
 from adapters.slack.adapter import EVENTS_PATH, SlackAdapter
 from adapters.slack.blocks import ITEM_EVENT, SUMMARY_EVENT
 from bot.commands import Commands
@@ -25,6 +24,7 @@ from bot.delivery import deliver
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.models import Digest, Paper, ScoredPaper, Subscription
+from bot.platform import Adapter
 from tests.conftest import DAY
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack import (

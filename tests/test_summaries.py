@@ -235,7 +235,7 @@ def test_money_budget(llm_engine: Callable[..., Engine], fake_openai: FakeOpenAI
         SummaryStatus.BUDGET,
     ]
     usage = eng.store.usage_on(dt.datetime.now(dt.UTC).date())
-    assert usage["cost"] > 0.5 and usage["calls"] == 1
+    assert usage.cost > 0.5 and usage.calls == 1
 
 
 def test_fulltext_from_the_pdf_drops_references(

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.platform import Adapter
 from adapters.telegram.adapter import COMMANDS, WORKING, TelegramAdapter, build_rate_limiter
 from adapters.telegram.render import MAX_MESSAGE_UNITS, render_item, utf16_len
 from bot.commands import Commands
@@ -29,6 +28,7 @@ from bot.delivery import deliver
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.models import Digest, Paper, ScoredPaper, Subscription, SummaryStatus
+from bot.platform import Adapter
 from tests.fakes import corpus
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram, StoredMessage

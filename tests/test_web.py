@@ -11,28 +11,32 @@ import aiohttp
 import feedparser
 import pytest
 
-from bot.app import Service
+from bot.app import App, build
 from bot.config import Config
 from bot.engine import Engine
 from bot.models import Paper, Subscription
+from bot.service import Service
 from tests.conftest import DAY
 from tests.fakes.arxiv import FakeArxiv
 from tests.fakes.recorder import RecordingAdapter
 
 
 @pytest.fixture
-async def running(
-    make_config: Callable[..., Config], fake_arxiv: FakeArxiv
-) -> AsyncIterator[Service]:
+async def app(make_config: Callable[..., Config], fake_arxiv: FakeArxiv) -> AsyncIterator[App]:
     cfg = make_config(**{"learning.enabled": False, "web.port": 0})
     eng = Engine(cfg)
     assert eng.fetch().status == "ok"
-    svc = Service(cfg, eng, adapters={"test": RecordingAdapter()})
-    await svc.start()
+    built = build(cfg, eng, adapters={"test": RecordingAdapter()})
+    await built.service.start()
     try:
-        yield svc
+        yield built
     finally:
-        await svc.stop()
+        await built.service.stop()
+
+
+@pytest.fixture
+def running(app: App) -> Service:
+    return app.service
 
 
 async def get(svc: Service, path: str) -> tuple[int, str, str]:
@@ -85,7 +89,7 @@ async def test_feeds_all_and_category(running: Service) -> None:
     assert status == 404 and "not an arXiv category" in body
 
 
-async def test_per_subscription_feed_is_unguessable(running: Service) -> None:
+async def test_per_subscription_feed_is_unguessable(app: App, running: Service) -> None:
     base = running.engine.default_subscription()
     sub = running.store.upsert_subscription(
         replace(
@@ -102,7 +106,7 @@ async def test_per_subscription_feed_is_unguessable(running: Service) -> None:
     # The chat's /status shows that URL.
     from bot.commands import make_command
 
-    reply = running.commands.handle(make_command("test", "c9", "u", "/status"))
+    reply = app.commands.handle(make_command("test", "c9", "u", "/status"))
     assert f"/feeds/s/{sub.feed_token}.xml" in reply.text
 
 
