@@ -12,7 +12,8 @@ from feedgen.feed import FeedGenerator
 from bot import __version__
 from bot.models import Card
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# What XML forbids, plus C1 controls (feed readers turn \x80 into "€").
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def _x(text: str) -> str:
@@ -64,7 +65,7 @@ def render_feed(
         fe = fg.add_entry(order="append")
         fe.id(f"{card.url}#{day.isoformat()}")
         fe.guid(f"{card.url}#{day.isoformat()}", permalink=False)
-        fe.title(_x(card.title))
+        fe.title(_x(card.title).strip() or card.versioned_id)
         fe.link(href=card.url)
         when = dt.datetime.combine(day, dt.time(0), dt.UTC)
         fe.published(when)

@@ -8,29 +8,39 @@ import re
 from bot.cards import DigestView, digest_view
 from bot.models import Card, Digest
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+# Everything that can start Markdown syntax inside a line of text.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|!#~])")
+# Link syntax only: what must not survive in an LLM's summary (its **bold** and lists may).
+_LINK_SPECIAL = re.compile(r"([\\\[\]!`])")
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# A line that starts like a list item, a quote or a heading underline.
+_BLOCK_START = re.compile(r"^(\s*(?:[0-9]+)?)([-+=.)])", re.MULTILINE)
 
 
 def escape_inline(text: str) -> str:
-    """Escape text for inline Markdown (titles, authors): no links, emphasis or raw HTML."""
-    text = text.replace("&", "&amp;")
-    return _MD_SPECIAL.sub(
-        lambda m: "&lt;" if m[1] == "<" else "&gt;" if m[1] == ">" else "\\" + m[1], text
-    )
+    """Paper text (titles, authors, abstracts) as literal Markdown: no emphasis, lists or
+    headings, no links or images, no raw HTML.  A bare URL stays what it is (renderers may
+    make it clickable; it shows its own target)."""
+    return _BLOCK_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", _html(text)))
 
 
-def escape_block(text: str) -> str:
-    """Escape a paragraph of paper text: keep it readable, neutralise raw HTML."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def summary_markdown(text: str) -> str:
+    """An LLM summary keeps its formatting (bold, lists, headings) but not links, images or
+    raw HTML: an LLM (or a prompt-injected abstract) must not plant a tracking pixel, a
+    disguised link, or close the surrounding ``<details>`` block."""
+    return _LINK_SPECIAL.sub(r"\\\1", _html(text))
 
 
 def _summary_block(card: Card) -> str:
     if not card.summary:
         return ""
     model = escape_inline(card.summary_by or "LLM")
-    # The summary is Markdown and keeps its formatting (blockquotes included), but no raw
-    # HTML: an LLM (or a prompt-injected abstract) must not be able to close the block.
-    body = card.summary.replace("<", "&lt;")
+    body = summary_markdown(card.summary)
     return (
         "\n<details>\n"
         f"<summary><strong>🤖 AI Summary (by {model})</strong> - Click to expand</summary>\n\n"
@@ -52,7 +62,7 @@ def render_card(rank: int, card: Card, day: dt.date) -> str:
         f"**ArXiv ID**: {card.versioned_id}  ",
         "",
         "#### Abstract",
-        escape_block(cut),
+        escape_inline(cut),
         "",
     ]
     text = "\n".join(lines)

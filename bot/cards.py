@@ -12,7 +12,10 @@ surface says the same.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
+
+from pylatexenc.latex2text import LatexNodes2Text
 
 from bot.models import (
     SUMMARY_PRESENT,
@@ -40,6 +43,25 @@ _MARKERS = {
 def one_line(text: str) -> str:
     """Collapse arXiv's hard-wrapped titles, author names and abstracts to one line."""
     return " ".join((text or "").split())
+
+
+_LATEX = LatexNodes2Text(math_mode="text")
+# Characters that are plain text in a title but special to LaTeX (``%`` starts a comment),
+# unless the author escaped them already.
+_LITERAL = re.compile(r"(?<!\\)([%&#~])")
+_AS_TEXT = {"%": r"\%", "&": r"\&", "#": r"\#", "~": r"\textasciitilde{}"}
+
+
+def decode_latex(text: str) -> str:
+    """``Vuli\\'c`` → ``Vulić``, ``$\\alpha$-nets`` → ``α-nets``: arXiv keeps the LaTeX people
+    typed; readers see what it means.  Text without ``\\`` or ``$`` is returned as it is."""
+    if "\\" not in text and "$" not in text:
+        return text
+    try:
+        literal = _LITERAL.sub(lambda m: _AS_TEXT[m[1]], text)
+        return one_line(_LATEX.latex_to_text(literal)) or text
+    except Exception:  # pylatexenc is tolerant; anything it still can't read stays as typed
+        return text
 
 
 def summary_marker(item: ScoredPaper, top_n: int | None = None) -> str | None:
@@ -79,8 +101,8 @@ def card_for(
         paper_id=p.id,
         versioned_id=p.versioned_id,
         url=p.url,
-        title=one_line(p.title) or p.id,
-        authors=tuple(a for a in (one_line(a) for a in p.authors) if a),
+        title=one_line(decode_latex(p.title)) or p.id,
+        authors=tuple(a for a in (one_line(decode_latex(a)) for a in p.authors) if a),
         category=category,
         announce_type=item.announce_type,
         also=tuple(c for c in p.categories if c != category),
@@ -89,10 +111,14 @@ def card_for(
         reasons=tuple(r.text for r in item.reasons),
         explore=item.explore,
         summary=summary,
-        summary_by=(item.summary_model or "an LLM") if summary else None,
-        marker=summary_marker(item, top_n),
+        summary_by=one_line(item.summary_model or "an LLM") if summary else None,
+        marker=_one_line_or_none(summary_marker(item, top_n)),
         buttons=rating_buttons(p.id, *tally) if buttons else (),
     )
+
+
+def _one_line_or_none(text: str | None) -> str | None:
+    return one_line(text) if text else None
 
 
 def day_label(day: dt.date) -> str:

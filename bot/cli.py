@@ -20,6 +20,7 @@ from rich.console import Console
 from bot.config import Config, default_config_text
 from bot.errors import ConfigError, HeraldError, SourceError, UserError
 from bot.logs import setup_logging
+from storage import StoreError
 
 if TYPE_CHECKING:
     from bot.commands import Commands
@@ -76,7 +77,7 @@ def handle_errors(fn: F) -> F:
             sys.exit(2)
         except (UserError, SourceError) as exc:
             raise click.ClickException(str(exc)) from None
-        except HeraldError as exc:
+        except (HeraldError, StoreError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]

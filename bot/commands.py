@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_KEYWORDS = 200
 MAX_ARG_CHARS = 2000
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", re.ASCII)
 SETTINGS_USAGE = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,6 +126,22 @@ class Registry:
 
 
 COMMANDS = Registry()
+
+
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+
+
+def number(value: str, name: str, low: float, high: float, *, whole: bool = False) -> float:
+    """A setting's number: plain ASCII digits, finite, within [low, high]; ValueError else."""
+    text = value.strip()
+    shown = text if len(text) <= 20 else text[:19] + "…"
+    if not _NUMBER.match(text) or (whole and "." in text):
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"'{shown}' is not {kind}")
+    n = float(text)
+    if not low <= n <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}")
+    return n
 
 
 def prefix(platform: str, name: str) -> str:
@@ -519,15 +535,14 @@ class Commands:
                 elif key in ("tz", "timezone"):
                     changes["timezone"] = check_timezone(value)
                 elif key == "max":
-                    n = int(value)
-                    if not 1 <= n <= 100:
-                        raise ValueError("max must be between 1 and 100")
-                    changes["max_papers"] = n
+                    changes["max_papers"] = int(number(value, "max", 1, 100, whole=True))
                 elif key == "min":
-                    changes["min_score"] = float(value)
+                    changes["min_score"] = number(value, "min", -100, 100)
                 elif key in ("lang", "language"):
                     if not _LANG.match(value):
-                        raise ValueError(f"'{value}' is not a language code; use e.g. en, zh, de")
+                        raise ValueError(
+                            f"'{value[:20]}' is not a language code; use e.g. en, zh, de"
+                        )
                     changes["language"] = value.lower()
                 elif key == "cross":
                     if value.lower() not in ("on", "off"):
@@ -541,10 +556,7 @@ class Commands:
                         f"{prefix(cmd.platform, 'settings')} {SETTINGS_USAGE}"
                     )
             except ValueError as exc:
-                msg = str(exc)
-                if msg.startswith("invalid literal") or "could not convert" in msg:
-                    msg = f"'{value}' is not a number"
-                raise CommandError(f"{key}: {msg}.") from None
+                raise CommandError(f"{key}: {exc}.") from None
         sub = self._save(cmd, sub, **changes)
         return Reply(text="Saved.\n" + self.describe(sub))
 

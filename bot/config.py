@@ -33,7 +33,8 @@ from bot.models import Subscription
 
 ENV_CONFIG = "HERALD_CONFIG"
 S = TypeVar("S", bound="PlatformSection")
-_TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# ASCII digits only: "٠٩:٣٠" or full-width "０９:３０" are not what people mean by a time.
+_TIME_RE = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
 
 
@@ -41,22 +42,35 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _check_timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+@functools.cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone name (from tzdata), by its lower-case spelling."""
+    return {z.lower(): z for z in zoneinfo.available_timezones()}
+
+
+def check_timezone(value: str) -> str:
+    """An IANA zone name (``Europe/Berlin``), spelled as the zone database does; ValueError
+    with a suggestion otherwise.  Only names of the zone database pass: a folder name
+    (``America``) or a path is no zone, whatever the file system says."""
+    text = str(value).strip()
+    zone = _zones().get(text.lower()) if len(text) <= 64 else None
+    if zone is None:
+        shown = text if len(text) <= 40 else text[:39] + "…"
+        close = difflib.get_close_matches(text.lower(), list(_zones()), 1, 0.8)
+        hint = f"did you mean {_zones()[close[0]]}? " if close else ""
         raise ValueError(
-            f"unknown timezone '{value}'; use an IANA name such as UTC, Europe/Berlin or "
+            f"unknown timezone '{shown}'; {hint}use an IANA name such as UTC, Europe/Berlin or "
             "America/New_York"
-        ) from exc
-    return value
+        )
+    return zone
 
 
 def check_time(value: str) -> str:
     """Validate ``HH:MM`` and return it zero-padded."""
     m = _TIME_RE.match(str(value).strip())
     if not m:
-        raise ValueError(f"'{value}' is not a time of day; write it as HH:MM, e.g. 09:00")
+        shown = str(value) if len(str(value)) <= 20 else str(value)[:19] + "…"
+        raise ValueError(f"'{shown}' is not a time of day; write it as HH:MM, e.g. 09:00")
     return f"{int(m.group(1)):02d}:{m.group(2)}"
 
 
@@ -205,7 +219,7 @@ class ScheduleSection(_Section):
 
     _fetch = field_validator("fetch")(_check_cron)
     _time = field_validator("default_time")(check_time)
-    _tz = field_validator("default_timezone")(_check_timezone)
+    _tz = field_validator("default_timezone")(check_timezone)
 
 
 class WebSection(_Section):
@@ -430,7 +444,3 @@ def secret(env_name: str) -> str | None:
     """Read a secret from the environment (never from the config file)."""
     value = os.environ.get(env_name, "").strip()
     return value or None
-
-
-def check_timezone(value: str) -> str:
-    return _check_timezone(value)

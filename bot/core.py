@@ -94,15 +94,13 @@ class Core:
         except Exception:
             log.exception("delivering the digest %s asked for failed", cmd.chat)
             return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
-        if report.deactivated:
-            return Reply(text="", data={"deactivated": True})
         thread = report.thread.message_id if report.thread else None
         return Reply(
             text=report_text(report, digest),
             ephemeral=True,
             error=report.failed is not None,
             reply_to=thread if report.sent == 0 else None,
-            data={"sent": report.sent, "failed": report.failed},
+            data={"sent": report.sent, "failed": report.failed, "deactivated": report.deactivated},
         )
 
     async def rate(self, platform: str, chat: str, user: str, paper_id: str, value: int) -> Reply:

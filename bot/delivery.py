@@ -248,6 +248,11 @@ class Deliverer:
 def report_text(report: DeliveryReport, digest: Digest) -> str:
     """What a person who asked for today's digest is told once it went out (or didn't)."""
     n = len(digest.items)
+    if report.deactivated:
+        return (
+            f"I can't post in this chat ({report.failed}), so its daily digest is paused. "
+            "Add me back, then subscribe again to resume it."
+        )
     if report.failed:
         done = report.sent + report.already + report.reconciled
         return (

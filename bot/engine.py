@@ -16,13 +16,13 @@ from bot.arxiv_source import (
 )
 from bot.config import Config
 from bot.digest import Rescorer, build_digests
-from bot.errors import SourceError, UserError
+from bot.errors import ConfigError, SourceError, UserError
 from bot.ids import parse_arxiv_id
 from bot.models import Digest, Paper, Rating, ScoredPaper, Subscription
 from bot.politeness import Throttle, turn_file
 from bot.scoring import explain
 from bot.summaries import Outcome, Summarizer
-from storage import Store
+from storage import Store, StoreError
 
 if TYPE_CHECKING:
     from bot.learning import Learner
@@ -65,7 +65,10 @@ class Engine:
         source: ArxivSource | None = None,
     ) -> None:
         self.config = config
-        self.store = store or Store(config.database_path)
+        try:
+            self.store = store or Store(config.database_path)
+        except StoreError as exc:
+            raise ConfigError(str(exc)) from None
         self.source = source or ArxivSource(
             config.arxiv,
             Throttle(config.arxiv.request_interval_s, turn_file(config.database_path)),

@@ -194,9 +194,26 @@ class Service:
         return by_day
 
     def _prepare(self, subs: Sequence[Subscription], day: dt.date) -> list[Digest]:
-        """Rank all subscriptions due for a day in one pass, then summarize (one call per key)."""
-        digests = self.engine.digests(subs, day)
-        self.engine.summarize_digests([d for d in digests if d.items])
+        """Rank all subscriptions due for a day in one pass, then summarize (one call per key).
+
+        One chat's failure never stops the others: if the shared pass fails, each chat is
+        ranked on its own and a chat that still fails is left out today (it stays due, so the
+        next tick tries again); a summarizing failure only leaves summaries pending.
+        """
+        try:
+            digests = self.engine.digests(subs, day)
+        except Exception:
+            log.exception("ranking %d digests together failed; ranking each alone", len(subs))
+            digests = []
+            for sub in subs:
+                try:
+                    digests += self.engine.digests([sub], day)
+                except Exception:
+                    log.exception("the %s digest of %s could not be ranked", day, sub.label)
+        try:
+            self.engine.summarize_digests([d for d in digests if d.items])
+        except Exception:
+            log.exception("summarizing the %s digests failed; they go out without", day)
         return digests
 
     async def deliver_all(self, digests: Sequence[Digest]) -> list[DeliveryReport]:

@@ -1,5 +1,6 @@
 """Storage: the only package that touches SQLite."""
 
+from storage.base import StoreError
 from storage.db import Store
 from storage.records import (
     FetchRecord,
@@ -18,6 +19,7 @@ __all__ = [
     "LedgerRow",
     "RatingRecord",
     "Store",
+    "StoreError",
     "SummaryRecord",
     "Unfinished",
     "UsageRow",

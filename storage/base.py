@@ -14,6 +14,11 @@ from sqlite_utils import Database
 from sqlite_utils.db import Table
 
 
+class StoreError(Exception):
+    """The database cannot be used (not SQLite, not writable, locked for too long); the text
+    says which file and what to do."""
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -55,7 +60,10 @@ class Base:
                 with self.db.atomic():
                     yield
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise busy(exc) from None
             try:
                 yield
             except BaseException:
@@ -75,3 +83,13 @@ class Base:
     def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
         row = self._one(sql, params)
         return int(row[0] or 0) if row is not None else 0
+
+
+def busy(exc: sqlite3.Error) -> StoreError | sqlite3.Error:
+    """ "database is locked" after the busy timeout, as a message a person can act on."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return StoreError(
+            "the database stayed locked by another herald process for 30 s; try again, and "
+            "check that no process is stuck holding it"
+        )
+    return exc

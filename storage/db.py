@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from storage.base import StoreError
 from storage.jobs import JobsStore
 from storage.ledger import LedgerStore
 from storage.migrations import migrations
@@ -30,12 +31,18 @@ class Store(PapersStore, SubscriptionsStore, LedgerStore, SummariesStore, Rating
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            self._open()
+        except (OSError, sqlite3.Error) as exc:
+            raise _unusable(self.path, exc) from None
+
+    def _open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         conn.row_factory = sqlite3.Row
         self.db = Database(conn)
-        self._lock = threading.RLock()
         with self._lock:
             if self.path != ":memory:":
                 self.db.enable_wal()
@@ -51,6 +58,8 @@ class Store(PapersStore, SubscriptionsStore, LedgerStore, SummariesStore, Rating
                 migrations.apply(self.db)
 
     def close(self) -> None:
+        if not hasattr(self, "db"):
+            return
         with self._lock:
             self.db.close()
 
@@ -60,3 +69,23 @@ class Store(PapersStore, SubscriptionsStore, LedgerStore, SummariesStore, Rating
             return True
         except sqlite3.Error:
             return False
+
+
+def _unusable(path: str, exc: OSError | sqlite3.Error) -> StoreError:
+    text = str(exc)
+    p = Path(path)
+    if p.is_dir():
+        why = "is a directory"
+    elif isinstance(exc, (NotADirectoryError, FileExistsError)):
+        why = "cannot be created: a file stands where its folder should be"
+    elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        why = "is not an SQLite database (another file is in the way?)"
+    elif isinstance(exc, PermissionError) or "readonly" in text or "unable to open" in text:
+        why = "cannot be opened for writing (check the folder exists and is writable)"
+    elif "locked" in text:
+        why = "is locked by another process for more than 30 s"
+    else:
+        why = f"cannot be used ({exc.__class__.__name__}: {text})"
+    return StoreError(
+        f"the database {path} {why}; point `database` in the config at a new or valid file"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import secrets
 import sqlite3
 from dataclasses import replace
@@ -44,6 +46,10 @@ def _to_row(s: Subscription) -> dict[str, Any]:
     return {f: _column(f, getattr(s, f)) for f in FIELDS}
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Subscription)}
+_NUMBERS = ("min_score", "max_papers", "title_weight")
+
+
 def _to_sub(r: sqlite3.Row) -> Subscription:
     kw: dict[str, Any] = {}
     for f in FIELDS:
@@ -52,6 +58,8 @@ def _to_sub(r: sqlite3.Row) -> Subscription:
             v = tuple(json.loads(v or "[]"))
         elif f == "active":
             v = bool(v)
+        elif f in _NUMBERS and (v is None or not math.isfinite(v)):
+            v = _DEFAULTS[f]  # a damaged row (NaN is stored as NULL) reads as the default
         kw[f] = v
     return Subscription(id=r["id"], **kw)
 

@@ -4,9 +4,14 @@ and how the replies travel back."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.commands import COMMANDS, help_text, make_command
+from bot.config import check_time, check_timezone
 from bot.models import Command
 from tests.fakes import corpus
 from tests.testbot import CHAT, TestBot
@@ -52,7 +57,7 @@ BAD_ARGUMENTS = [
     ("/settings time 25:00", "time: '25:00' is not a time of day; write it as HH:MM"),
     ("/settings tz Mars/Olympus", "tz: unknown timezone 'Mars/Olympus'"),
     ("/settings max 0", "max: max must be between 1 and 100."),
-    ("/settings max lots", "max: 'lots' is not a number."),
+    ("/settings max lots", "max: 'lots' is not a whole number."),
     ("/settings lang 123", "lang: '123' is not a language code"),
     ("/settings cross maybe", "cross: cross takes on or off."),
     ("/settings colour blue", "Unknown setting 'colour'. Usage: /settings [time HH:MM]"),
@@ -223,3 +228,64 @@ def test_chat_migration_moves_the_subscription(testbot: TestBot) -> None:
     assert testbot.sub() is None
     moved = testbot.sub("new-id")
     assert moved is not None and moved.categories == ("cs.LG",)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("/settings min nan", "'nan' is not a number"),
+        ("/settings min inf", "'inf' is not a number"),
+        ("/settings min 1e999", "'1e999' is not a number"),
+        ("/settings min -1e999", "is not a number"),
+        ("/settings min 1000", "min must be between -100 and 100"),
+        ("/settings max ٣", "'٣' is not a whole number"),  # a look-alike digit
+        ("/settings max 2.5", "'2.5' is not a whole number"),
+        ("/settings time ٠٩:٣٠", "is not a time of day"),
+        ("/settings time ０９:３０", "is not a time of day"),
+        ("/settings tz America", "unknown timezone 'America'"),
+        ("/settings tz Europe/Berln", "did you mean Europe/Berlin?"),
+        ("/settings tz " + "A/" * 200, "unknown timezone"),
+        ("/settings tz ../../etc/passwd", "unknown timezone"),
+        ("/settings lang ｅｎ", "is not a language code"),
+    ],
+)
+def test_every_setting_is_validated(testbot: TestBot, text: str, says: str) -> None:
+    testbot.exec("/subscribe cs.LG")
+    before = testbot.sub()
+    reply = testbot.exec(text)
+    assert reply.error and says in reply.text, reply.text
+    assert testbot.sub() == before
+
+
+_SETTING_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["nan", "-inf", "1e308", "0", "100", "-0", "Europe/Berlin", "23:59", "zh"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    key=st.sampled_from(["time", "tz", "max", "min", "lang", "cross", "timezone", "language"]),
+    value=_SETTING_VALUES,
+)
+def test_any_setting_value_is_saved_valid_or_refused_clearly(
+    testbot: TestBot, key: str, value: str
+) -> None:
+    if testbot.sub() is None:
+        testbot.exec("/subscribe cs.LG")
+    cmd = make_command("test", CHAT, "alice", "/settings")
+    cmd = Command(cmd.platform, cmd.chat, cmd.user, "settings", (key, value), raw=f"{key} x")
+    reply = testbot.app.commands.handle(cmd)
+    assert "something went wrong" not in reply.text
+    sub = testbot.sub()
+    assert sub is not None
+    # Whatever was typed, what is stored is usable by the ranking and the scheduler.
+    assert math.isfinite(sub.min_score) and -100 <= sub.min_score <= 100
+    assert 1 <= sub.max_papers <= 100
+    check_time(sub.time)
+    assert check_timezone(sub.timezone) == sub.timezone
+    if not reply.error:
+        assert reply.text.startswith("Saved.")

@@ -242,3 +242,27 @@ def test_default_subscription_is_not_scheduled_for_chats(
     eng = Engine(cfg)
     subs = eng.active_subscriptions()
     assert [s.platform for s in subs] == ["default"]
+
+
+async def test_one_chats_bad_subscription_does_not_stop_the_others(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec: RecordingAdapter = service.adapters["test"]
+    good = _chat(service, "good", time="00:00")
+    bad = _chat(service, "bad", time="00:00")
+    # A row damaged before validation existed: NaN was stored as NULL.
+    service.store.db.execute("UPDATE subscriptions SET min_score = NULL WHERE id = ?", [bad.id])
+    assert service.store.subscription_by_id(bad.id).min_score == 0.0  # read as the default
+    # And a chat whose ranking fails outright for any other reason.
+    real = service.engine.digests
+
+    def flaky(subs: list[Subscription], day: dt.date, **kw: object) -> list:
+        if any(s.chat == "bad" for s in subs):
+            raise RuntimeError("boom")
+        return real(subs, day, **kw)
+
+    monkeypatch.setattr(service.engine, "digests", flaky)
+    await service.run_fetch()
+    assert len(rec.items("good")) == 4 and rec.items("bad") == []
+    assert due_days(service.store, good) == []
+    assert due_days(service.store, bad)  # still due: the next tick tries again
