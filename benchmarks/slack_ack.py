@@ -3,7 +3,7 @@
 Runs the real SlackAdapter (slack-bolt Socket Mode) against the fakes in tests/fakes and
 reports p50/p99 ack latency (push → ack seen by the fake Slack) and how many commands were
 answered.  Side by side, in the same run, a naive listener that does the work *before* acking
-(the same Commands, on a thread pool the size of asyncio's default) shows what the
+(the same commands, on a thread pool the size of asyncio's default) shows what the
 ack-then-work split buys: Slack gives up on a command after 3 s.
 
     .venv/bin/python benchmarks/slack_ack.py [--n 50] [--latency 2.0] [--no-baseline]
@@ -29,10 +29,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler 
 from slack_bolt.app.async_app import AsyncApp  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
-from adapters.slack.adapter import SlackAdapter  # noqa: E402
 from adapters.slack.blocks import SUMMARY_EVENT, parse_slash  # noqa: E402
-from bot.commands import Commands  # noqa: E402
-from bot.config import parse_config  # noqa: E402
+from bot.app import App, build, parse_config  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from tests.conftest import DAY, config_dict  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
@@ -91,8 +89,9 @@ def describe(label: str, lat: list[float | None]) -> float:
     return p99
 
 
-async def run_adapter(engine: Engine, fake: FakeSlack, ids: list[str]) -> float:
-    adapter = SlackAdapter(engine.config, engine, Commands(engine))
+async def run_adapter(app: App, fake: FakeSlack, ids: list[str]) -> float:
+    """The product: the composition root's Slack adapter in front of the core."""
+    adapter = app.adapters["slack"]
     await adapter.connect()
     await adapter.listen()
     await fake.wait_connected_async(5)
@@ -113,9 +112,9 @@ async def run_adapter(engine: Engine, fake: FakeSlack, ids: list[str]) -> float:
         await adapter.disconnect()
 
 
-async def run_baseline(engine: Engine, fake: FakeSlack, ids: list[str]) -> float:
+async def run_baseline(app: App, fake: FakeSlack, ids: list[str]) -> float:
     """The anti-pattern: the listener finishes the work and only then acks."""
-    commands = Commands(engine)
+    commands = app.commands
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4))
     client = AsyncWebClient(token="xoxb-test", base_url=fake.api_url)
     quiet = logging.getLogger("bench.baseline")  # Bolt warns about every ack it never got
@@ -158,6 +157,8 @@ async def main_async(args: argparse.Namespace) -> None:
         data["slack"].update(enabled=True, api_base_url=fake.api_url, post_interval_s=0)
         data["summaries"]["timeout_s"] = 30
         engine = Engine(parse_config(data, "<bench>", Path(tmp)))
+        # Built inside the loop, like ``herald serve`` does: the adapter's clients live on it.
+        app = build(engine.config, engine)
         report = engine.fetch()
         papers = [p.id for p, _ in engine.store.announced_on(report.day)]
         need = args.n * (1 if args.no_baseline else 2)
@@ -167,9 +168,12 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{args.n} concurrent /summarize, LLM latency {args.latency:g} s, "
             f"{os.cpu_count()} CPUs, fake Slack over Socket Mode"
         )
-        p99 = await run_adapter(engine, fake, papers[: args.n])
-        if not args.no_baseline:
-            await run_baseline(engine, fake, papers[args.n : 2 * args.n])
+        try:
+            p99 = await run_adapter(app, fake, papers[: args.n])
+            if not args.no_baseline:
+                await run_baseline(app, fake, papers[args.n : 2 * args.n])
+        finally:
+            app.core.close()
         verdict = "OK" if p99 <= 0.3 else "ABOVE TARGET"
         print(f"target p99 <= 300 ms: {verdict} ({p99 * 1000:.1f} ms)")
         engine.store.close()

@@ -194,7 +194,7 @@ def _card_blocks(card: Card) -> list[dict[str, Any]]:
     if card.summary:
         body = summary_mrkdwn(card.summary)
         by = f"🤖 Summary by {clip_escaped(card.summary_by or 'an LLM', 100)}"
-        blocks.append(context(by + (f" · ⚠️ {escape_mrkdwn(marker)}" if marker else "")))
+        blocks.append(context(by + (f" · ⚠️ {clip_escaped(marker, REASONS_MAX)}" if marker else "")))
     else:
         body = "*Abstract*\n" + escape_mrkdwn(card.abstract or "(none)")
         if marker:
