@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.arxiv_source import parse_feed, submission_window
 from bot.config import Config
@@ -268,3 +270,63 @@ def test_default_throttle_is_three_seconds(make_config: Callable[..., Config]) -
     eng = Engine(make_config(**{"learning.enabled": False}))
     # Shared through a file beside the database, so other herald processes wait their turn.
     assert eng.source.throttle.path == Path(str(eng.config.database_path) + ".arxiv-turn")
+
+
+def test_retry_after_from_arxiv_is_honoured(
+    make_config: Callable[..., Config], fake_arxiv: FakeArxiv
+) -> None:
+    fake_arxiv.rss_mode = "http503"
+    fake_arxiv.retry_after = 1
+    eng = Engine(make_config(**{"learning.enabled": False, "arxiv.retries": 1}))
+    report = eng.fetch()
+    assert report.status == "error" and "HTTP 503" in report.message
+    first, second = fake_arxiv.request_times("/rss/")
+    # The interval is 0.05 s here, but arXiv asked for a second: the retry waited for it.
+    assert second - first >= 1.0
+
+
+_XML_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"
+    ).filter(lambda c: c not in "\x85\u2028\u2029")
+    | st.sampled_from(list("<>&\"' \n\t")),
+    min_size=1,
+    max_size=300,
+).filter(lambda t: t.strip())
+
+
+def _feed(title: str, abstract: str) -> bytes:
+    from lxml import etree
+
+    rss = etree.Element("rss", version="2.0", nsmap={"arxiv": "http://arxiv.org/schemas/atom"})
+    channel = etree.SubElement(rss, "channel")
+    etree.SubElement(channel, "title").text = "cs.LG updates on arXiv.org"
+    etree.SubElement(channel, "pubDate").text = "Thu, 22 Jan 2026 00:00:00 -0500"
+    item = etree.SubElement(channel, "item")
+    etree.SubElement(item, "title").text = title
+    etree.SubElement(item, "link").text = "https://arxiv.org/abs/2601.19278"
+    desc = "arXiv:2601.19278v1 Announce Type: new \nAbstract: " + abstract
+    etree.SubElement(item, "description").text = desc
+    etree.SubElement(item, "guid").text = "oai:arXiv.org:2601.19278v1"
+    etree.SubElement(item, "category").text = "cs.LG"
+    return etree.tostring(rss, xml_declaration=True, encoding="UTF-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_XML_TEXT, abstract=_XML_TEXT)
+def test_rss_text_is_stored_exactly_as_arxiv_published_it(title: str, abstract: str) -> None:
+    """arXiv's titles and descriptions are plain text: k<n, m>2 and A & B survive ingestion
+    unchanged (an HTML sanitizer would drop or re-escape them)."""
+    (item,) = parse_feed(_feed(title, abstract)).items
+    assert item.paper.abstract == abstract.strip()
+    assert item.paper.title == " ".join(title.split())
+
+
+def test_inequalities_survive_from_the_fake_arxiv_into_storage(
+    make_config: Callable[..., Config], fake_arxiv: FakeArxiv
+) -> None:
+    text = "We show k<n and m>2 hold; A & B < C >= D &amp; not an entity."
+    fake_arxiv.add_item(DAY, {"id": "2601.99990", "categories": ["cs.LG"], "abstract": text})
+    eng = _bare_engine(make_config)
+    assert eng.fetch().status == "ok"
+    assert eng.store.get_paper("2601.99990").abstract == text
