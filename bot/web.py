@@ -7,11 +7,13 @@ import asyncio
 import datetime as dt
 import html
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.cards import DigestView, day_label, digest_view
 from bot.categories import UnknownCategory, normalize_category
@@ -29,6 +31,22 @@ log = logging.getLogger(__name__)
 PAGE_DAYS = 5
 FEED_DAYS = 7
 _CACHE_SIZE = 64
+
+
+class _RequestErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log: a malformed request (a bad request line, headers, encoding) is
+    the client's mistake — one short line, no traceback; anything else keeps its traceback."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kw: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            text = str(getattr(exc, "message", "") or type(exc).__name__)
+            self.logger.info("refused a malformed HTTP request: %s", text[:120])
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kw)
 
 
 class WebApp:
@@ -78,7 +96,7 @@ class WebApp:
         return (self.config.web.public_url or self.url).rstrip("/")
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, logger=_RequestErrors(log))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.web.host, self.config.web.port)
         await site.start()

@@ -643,7 +643,7 @@ async def test_rating_in_an_unsubscribed_channel_explains(make, fake):
 
 
 # -- HTTP mode -------------------------------------------------------------------------------
-async def test_http_mode_checks_signatures(make, fake):
+async def test_http_mode_checks_signatures(make, fake, caplog):
     engine, adapter = make(**{"slack.mode": "http"})
     await adapter.connect()
     await adapter.listen()  # nothing to open in HTTP mode
@@ -664,6 +664,15 @@ async def test_http_mode_checks_signatures(make, fake):
         stale = {**form, **sign_request(body, SIGNING_SECRET, timestamp=int(time.time()) - 600)}
         assert (await client.post(EVENTS_PATH, data=body, headers=stale)).status == 401
         assert (await client.post(EVENTS_PATH, data=body, headers=form)).status == 401
+        # Malformed requests: a 4xx, never a 500 (nor a traceback in the log).
+        bad_ts = {**signed, "X-Slack-Request-Timestamp": "yesterday"}
+        assert (await client.post(EVENTS_PATH, data=body, headers=bad_ts)).status == 401
+        huge_ts = {**signed, "X-Slack-Request-Timestamp": "9" * 40}
+        assert (await client.post(EVENTS_PATH, data=body, headers=huge_ts)).status == 401
+        latin1 = "text=caf\xe9".encode("latin-1")
+        resp = await client.post(EVENTS_PATH, data=latin1, headers=signed)
+        assert resp.status == 400
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
         sub = subscribe(engine, max_papers=1)
         await deliver(engine.store, adapter, today(engine, sub))

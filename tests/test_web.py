@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -148,3 +149,28 @@ async def test_html_escapes_hostile_titles(running: Service, fake_arxiv: FakeArx
 def test_subscription_label_for_page() -> None:
     s = Subscription(1, "slack", "C1", ("cs.LG",))
     assert s.label == "slack:C1"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
+    ],
+)
+async def test_malformed_requests_get_a_4xx_and_no_traceback(
+    running: Service, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert running.web is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.web.port)
+    writer.write(raw)
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.startswith(b"HTTP/1.") and status.split()[1].startswith(b"4"), status
+    # the service is still there, and nothing was logged with a traceback
+    assert (await get(running, "/healthz"))[0] == 200
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]

@@ -23,10 +23,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -64,6 +65,7 @@ from bot.platform import Sent
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 # Errors after which posting to the channel can never work again: the subscription is
 # deactivated instead of retried forever.
 PERMANENT_ERRORS = frozenset(
@@ -268,9 +270,22 @@ class SlackAdapter:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """Events, slash commands and interactivity in HTTP mode; Bolt checks the signature
-        (forged or stale: 401) and answers as soon as the listener acked."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        (forged or stale: 401) and answers as soon as the listener acked.  A request that is
+        not even well-formed (a body that is not UTF-8, a timestamp that is not a number) is
+        refused here, before Bolt, with a 4xx and no traceback."""
+        raw = await request.read()
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="the body is not UTF-8")
+        if not request.headers.get(TIMESTAMP_HEADER, "").isdigit():
+            return web.Response(status=401, text="invalid request")
+        bolt_request = AsyncBoltRequest(
+            body=body,
+            query=request.query_string,
+            headers={k: v for k, v in request.headers.items()},
+        )
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def _authorization(self) -> AuthorizeResult:
         # One workspace, one bot token: every request is authorized by the same auth.test.
