@@ -576,6 +576,16 @@ class TelegramAdapter:
         reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
         working = await self._post(chat_id, escape(working_text), reply_to=reply_to)
         reply = await self.core.handle(cmd, self)
+        if reply.reply_to and reply.card is None:
+            # The answer belongs under another message (today's digest header), and an edit
+            # cannot make a message a reply: "working…" gives way to a reply there.
+            try:
+                await self.bot.delete_message(chat_id, working.message_id)
+            except TelegramError as exc:
+                log.info("could not delete a working message in chat %s: %s", chat_id, exc)
+            else:
+                await self._answer(message, reply.text, reply.reply_to)
+                return
         if reply.card is not None and not reply.error:
             chunks, buttons = render_card(reply.card), keyboard(reply.card.buttons)
         else:
