@@ -4,8 +4,9 @@ and duplication.
     .venv/bin/python benchmarks/telegram_fanout.py [--chats 2000] [--papers 3]
                                                     [--compare-chats 300]
 
-The real adapter (python-telegram-bot + AIORateLimiter + per-chat pacing) and the real
-delivery ledger (``bot.delivery.deliver``, every subscription concurrently) post a real
+The real adapter (python-telegram-bot + AIORateLimiter + per-chat pacing), built as the
+product builds it (``bot.app.build`` → core → ``TelegramAdapter``), and the real delivery ledger
+(the core's ``Deliverer``, every subscription concurrently) post a real
 announcement day's digest from the arXiv fake to a fake Bot API that enforces Telegram's limits
 (30 messages/s overall, 1 message/s per chat: 429 with ``retry_after`` past either).
 
@@ -38,10 +39,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 import yaml  # noqa: E402
 from telegram.ext import AIORateLimiter  # noqa: E402
 
+from adapters.telegram import TelegramSection  # noqa: E402
 from adapters.telegram.adapter import TelegramAdapter, build_rate_limiter  # noqa: E402
-from bot.commands import Commands  # noqa: E402
-from bot.config import Config, default_config_text, parse_config  # noqa: E402
-from bot.delivery import deliver  # noqa: E402
+from bot.app import build, parse_config  # noqa: E402
+from bot.config import Config, default_config_text  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.models import Subscription  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
@@ -118,16 +119,19 @@ async def fan_out(
     day = engine.latest_day()
     assert day is not None
     digests = engine.digests(subs, day)
-    adapter = TelegramAdapter(cfg, engine, Commands(engine), rate_limiter=limiter)
+    app = build(cfg, engine, adapters={})
+    adapter = TelegramAdapter(cfg, app.core, rate_limiter=limiter)
+    deliverer = app.core.deliverer
     await adapter.connect()
     telegram.reset_rate_windows()
     first_send = len(telegram.sends())
     rejected_before = telegram.rejected_429
     t0 = time.monotonic()
     try:
-        reports = await asyncio.gather(*(deliver(store, adapter, d) for d in digests))
+        reports = await asyncio.gather(*(deliverer.deliver_digest(d, adapter) for d in digests))
     finally:
         await adapter.disconnect()
+        app.core.close()
     seconds = time.monotonic() - t0
 
     sends = telegram.sends()[first_send:]
@@ -141,7 +145,7 @@ async def fan_out(
         ids = {s.message_id for s in accepted}
         rows = store.deliveries(sub.id, digest.day)
         # lost: a planned row Telegram never accepted (or the ledger points nowhere)
-        lost += sum(1 for r in rows if r["state"] != "sent" or int(r["message_id"]) not in ids)
+        lost += sum(1 for r in rows if r.state != "sent" or int(r.message_id or 0) not in ids)
         # duplicated: Telegram accepted more messages (or the same text twice) than planned
         texts = collections.Counter(s.text for s in accepted)
         duplicated += max(0, len(accepted) - len(rows)) + sum(n - 1 for n in texts.values())
@@ -170,7 +174,7 @@ async def main(chats: int, papers: int, compare_chats: int) -> None:
         engine = Engine(cfg)
         fetched = engine.fetch()
         print(f"arXiv {fetched.summary()}")
-        section = cfg.telegram
+        section = TelegramSection.of(cfg, "telegram")
         print(
             f"Telegram fake: {telegram.global_rate:g} msg/s overall, {telegram.per_chat_rate:g} "
             f"msg/s per chat enforced; adapter: global_rate {section.global_rate:g}, "

@@ -15,7 +15,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from pylatexenc.latex2text import LatexNodes2Text
+from pylatexenc import latex2text
+from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec
+from pylatexenc.macrospec import LatexContextDb
 
 from bot.models import (
     SUMMARY_PRESENT,
@@ -40,12 +42,26 @@ _MARKERS = {
 }
 
 
+# Control characters and lone surrogates can't be shown (or sent) anywhere.
+_UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def one_line(text: str) -> str:
-    """Collapse arXiv's hard-wrapped titles, author names and abstracts to one line."""
-    return " ".join((text or "").split())
+    """Collapse arXiv's hard-wrapped titles, author names and abstracts to one line (and drop
+    what no surface can show)."""
+    return " ".join(_UNSHOWABLE.sub("", text or "").split())
 
 
-_LATEX = LatexNodes2Text(math_mode="text")
+def _latex_context() -> LatexContextDb:
+    # A macro pylatexenc does not know (``\\slash``, a typo) stays as typed, not dropped.
+    db = latex2text.get_default_latex_context_db().filter_context()
+    db.set_unknown_macro_spec(
+        MacroTextSpec("", simplify_repl=lambda n, _l: f"\\{n.macroname}{n.macro_post_space}")
+    )
+    return db
+
+
+_LATEX = LatexNodes2Text(latex_context=_latex_context(), math_mode="text")
 # Characters that are plain text in a title but special to LaTeX (``%`` starts a comment),
 # unless the author escaped them already.
 _LITERAL = re.compile(r"(?<!\\)([%&#~])")

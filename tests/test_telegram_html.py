@@ -1,7 +1,8 @@
 """The pure half of the Telegram adapter: HTML, splitting, buttons, command parsing.
 
 Every rendered message is checked with the fake's port of Telegram's own HTML parser, so
-"valid" means "Telegram would accept it" and lengths are what Telegram counts.
+"valid" means "Telegram would accept it" and lengths are what Telegram counts.  Cards come from
+the core's view model (``bot.cards.card_for``); this only checks how Telegram shows them.
 """
 
 from __future__ import annotations
@@ -12,26 +13,30 @@ import unicodedata
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from telegram import Message
 
 from adapters.telegram.render import (
     MAX_CALLBACK_BYTES,
     MAX_MESSAGE_UNITS,
     Run,
+    card_runs,
+    clean,
     command_from_message,
     decode_rating,
     encode_rating,
     escape,
-    item_runs,
-    rating_keyboard,
+    keyboard,
+    render_card,
     render_chunks,
     render_header,
-    render_item,
     render_text,
     split_runs,
     utf16_len,
 )
-from bot.models import Digest, Paper, Reason, ScoredPaper, Subscription, SummaryStatus
+from bot.cards import card_for, rating_buttons
+from bot.models import Card, Digest, Paper, Reason, ScoredPaper, Subscription, SummaryStatus
 from tests.fakes import corpus
 from tests.fakes.telegram import parse_telegram_html
 
@@ -77,6 +82,10 @@ def item(**changes: object) -> ScoredPaper:
     )
 
 
+def card(**changes: object) -> Card:
+    return card_for(item(**changes))
+
+
 # -- escaping ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", HOSTILE)
 def test_escape_round_trips_through_telegrams_parser(text: str) -> None:
@@ -85,7 +94,7 @@ def test_escape_round_trips_through_telegrams_parser(text: str) -> None:
 
 @pytest.mark.parametrize("title", HOSTILE)
 def test_hostile_titles_stay_text_inside_the_link(title: str) -> None:
-    (html,) = render_item(item(title=title, authors=(title,), summary=title))
+    (html,) = render_card(card(title=title, authors=(title,), summary=title))
     text, entities = parsed(html)
     assert text.startswith(title + "\n" + title + "\n")
     link = next(e for e in entities if e["type"] == "text_link")
@@ -98,8 +107,8 @@ def test_hostile_titles_stay_text_inside_the_link(title: str) -> None:
     assert text.count(title) == 3  # title, authors, summary: never interpreted
 
 
-def test_item_layout() -> None:
-    (html,) = render_item(item(summary="**Key idea**: small.\n\n\nSecond paragraph."))
+def test_card_layout() -> None:
+    (html,) = render_card(card(summary="**Key idea**: small.\n\n\nSecond paragraph."))
     text, entities = parsed(html)
     assert text == (
         "A title wrapped by arXiv\n"
@@ -114,17 +123,26 @@ def test_item_layout() -> None:
     assert "expandable_blockquote" in kinds and "italic" in kinds
 
 
+def test_a_card_without_a_score_or_buttons() -> None:
+    """/summarize in a chat that is not subscribed: nothing to score against, nothing to rate."""
+    unrated = card_for(item(summary="Short."), show_score=False, buttons=False)
+    (html,) = render_card(unrated)
+    text, _ = parsed(html)
+    assert "Score" not in text and "cs.CL · cross · 2601.19278v2 · also cs.LG, stat.ML\n" in text
+    assert keyboard(unrated.buttons) is None
+
+
 def test_missing_summary_shows_the_abstract_and_a_visible_marker() -> None:
-    (html,) = render_item(item(summary_status=SummaryStatus.MISSING_KEY))
+    (html,) = render_card(card(summary_status=SummaryStatus.MISSING_KEY))
     text, _ = parsed(html)
     assert "Abstract\nFirst sentence. Second sentence." in text
     assert text.endswith("⚠ no summary: no LLM API key is configured")
-    (html,) = render_item(item(summary="Short.", summary_status=SummaryStatus.ABSTRACT_ONLY))
+    (html,) = render_card(card(summary="Short.", summary_status=SummaryStatus.ABSTRACT_ONLY))
     assert parsed(html)[0].endswith("⚠ summarized from the abstract only")
 
 
 def test_control_characters_and_lone_surrogates_are_dropped() -> None:
-    (html,) = render_item(item(title="Nul\x00 bell\x07 and \ud800 half", summary="ok\r\nfine"))
+    (html,) = render_card(card(title="Nul\x00 bell\x07 and \ud800 half", summary="ok\r\nfine"))
     text, _ = parsed(html)
     assert text.startswith("Nul bell and half") and "ok\nfine" in text
 
@@ -163,11 +181,11 @@ def _check(chunks: list[str], limit: int = MAX_MESSAGE_UNITS) -> list[str]:
 def test_real_math_abstracts_with_non_bmp_split_on_paragraphs() -> None:
     paragraphs = [_non_bmp(a) for a in _math_abstracts(8)]
     assert sum(ord(c) > 0xFFFF for c in "".join(paragraphs)) > 200
-    long = item(summary="\n\n".join(paragraphs) + " 🧪🚀")
-    (whole,) = render_chunks(item_runs(long), limit=10**9)
+    long = card(summary="\n\n".join(paragraphs) + " 🧪🚀")
+    (whole,) = render_chunks(card_runs(long), limit=10**9)
     full = parsed(whole)[0]
     assert utf16_len(full) > 2 * MAX_MESSAGE_UNITS
-    texts = _check(render_item(long))
+    texts = _check(render_card(long))
     assert len(texts) >= 3
     # nothing lost, nothing repeated: the parts put back together are the whole message
     assert re.sub(r"\s+", " ", " ".join(texts)) == re.sub(r"\s+", " ", full)
@@ -175,7 +193,7 @@ def test_real_math_abstracts_with_non_bmp_split_on_paragraphs() -> None:
     for text in texts[:-1]:
         assert any(text.endswith(e) for e in ends), text[-60:]  # cut where a paragraph ends
     # the blockquote is reopened in every part it spans
-    for html in render_item(long)[1:]:
+    for html in render_card(long)[1:]:
         assert html.startswith("<blockquote expandable>")
 
 
@@ -218,6 +236,105 @@ def test_plain_replies_split_too() -> None:
     assert render_text("   ") == [escape("(empty)")]
 
 
+# -- the splitter, for any text -------------------------------------------------------------------
+TAG_SETS = [
+    (),
+    ("<b>",),
+    ("<i>",),
+    ("<b>", '<a href="https://arxiv.org/abs/2601.19278">'),
+    ("<blockquote expandable>",),
+    ("<blockquote expandable>", "<b>"),
+]
+OPENING = {tag for tags in TAG_SETS for tag in tags}
+_TAG = re.compile(r"<[^>]*>")
+# Any character, and the pieces splitters get wrong; controls (but newline and tab) and lone
+# surrogates cannot travel in a message: they are dropped before splitting.
+_CHARS = st.characters(exclude_categories=(), include_characters="\n\t\r\x00\ud800")
+_PIECES = st.one_of(
+    st.text(_CHARS, max_size=12),
+    st.sampled_from(
+        [
+            " ",
+            "\n",
+            "\n\n",
+            ". ",
+            "! ",
+            "<",
+            ">",
+            "&",
+            "&amp;",
+            "&lt;b&gt;",
+            "<b>",
+            "</a>",
+            "🧪",
+            "👍🏽",
+            "👩\u200d🔬",
+            "𝔽₂",
+            "e\u0301",
+            "\u0301",
+            "\u200d",
+            "\ufe0f",
+            "\u3000",
+            "supercalifragilistic",
+            "\r\n",
+            "\x07",
+            "\udfff",
+        ]
+    ),
+)
+
+
+def _texts(max_repeat: int) -> st.SearchStrategy[str]:
+    """Pieces repeated up to ``max_repeat`` times: long words and long runs come cheap."""
+    pieces = st.lists(st.tuples(_PIECES, st.integers(1, max_repeat)), max_size=10)
+    return pieces.map(lambda ps: "".join(piece * n for piece, n in ps))
+
+
+def _runs(max_repeat: int) -> st.SearchStrategy[list[Run]]:
+    run = st.builds(Run, _texts(max_repeat), st.sampled_from(TAG_SETS))
+    return st.lists(run, max_size=6)
+
+
+def assert_split_well(runs: list[Run], limit: int) -> None:
+    """Each chunk is valid Telegram HTML within ``limit`` units after parsing, and together
+    they are the input text, give or take whitespace where one chunk ends and the next starts."""
+    texts = []
+    for html in render_chunks(runs, limit):
+        stack: list[str] = []
+        for m in _TAG.finditer(html):
+            tag = m.group()
+            if tag.startswith("</"):
+                assert stack and stack.pop() == tag[2:-1], html
+            else:
+                assert tag in OPENING, html
+                stack.append(tag[1:-1].split()[0])
+        assert not stack, html
+        outside = _TAG.sub("", html)
+        assert "<" not in outside and ">" not in outside, html
+        assert "&" not in re.sub(r"&(lt|gt|amp);", "", outside), html
+        text, _ = parsed(html)  # and Telegram's own parser accepts it
+        assert 0 < utf16_len(text) <= limit
+        texts.append(text)
+    rest = "".join(clean(r.text) for r in runs)
+    for text in texts:
+        rest = rest.lstrip()
+        assert rest.startswith(text)
+        rest = rest[len(text) :]
+    assert not rest.strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=_runs(max_repeat=40), limit=st.integers(2, 300))
+def test_any_text_splits_into_valid_messages_within_any_limit(runs: list[Run], limit: int) -> None:
+    assert_split_well(runs, limit)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=_runs(max_repeat=3000))
+def test_any_text_splits_into_valid_messages_within_telegrams_limit(runs: list[Run]) -> None:
+    assert_split_well(runs, MAX_MESSAGE_UNITS)
+
+
 # -- buttons -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "paper_id", ["2601.19278", "0704.0001", "math-ph/0611800", "supr-con/9608008", "hep-th/9901001"]
@@ -237,11 +354,14 @@ def test_callback_data_rejects_what_it_cannot_carry() -> None:
 
 
 def test_keyboard_shows_the_tally() -> None:
-    kb = rating_keyboard("2601.19278", 3, 0).to_dict()["inline_keyboard"]
+    markup = keyboard(rating_buttons("2601.19278", 3, 0))
+    assert markup is not None
+    kb = markup.to_dict()["inline_keyboard"]
     assert [(b["text"], b["callback_data"]) for b in kb[0]] == [
         ("👍 3", "r:+:2601.19278"),
         ("👎", "r:-:2601.19278"),
     ]
+    assert keyboard(()) is None  # a card without buttons gets no keyboard at all
 
 
 # -- incoming commands ---------------------------------------------------------------------------

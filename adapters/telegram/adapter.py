@@ -40,7 +40,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatMemberStatus, ParseMode
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -87,7 +87,6 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ("message", "callback_query")
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WORKING = "⏳ working…"
 ADMIN_CACHE_S = 60.0
 MAX_ANSWER_CHARS = 200  # answerCallbackQuery's text limit
 
@@ -576,6 +575,16 @@ class TelegramAdapter:
         reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
         working = await self._post(chat_id, escape(working_text), reply_to=reply_to)
         reply = await self.core.handle(cmd, self)
+        if reply.reply_to and reply.card is None:
+            # The answer belongs under another message (today's digest header), and an edit
+            # cannot make a message a reply: "working…" gives way to a reply there.
+            try:
+                await self.bot.delete_message(chat_id, working.message_id)
+            except TelegramError as exc:
+                log.info("could not delete a working message in chat %s: %s", chat_id, exc)
+            else:
+                await self._answer(message, reply.text, reply.reply_to)
+                return
         if reply.card is not None and not reply.error:
             chunks, buttons = render_card(reply.card), keyboard(reply.card.buttons)
         else:
@@ -597,10 +606,6 @@ class TelegramAdapter:
         for chunk in render_text(text):
             await self._post(message.chat_id, chunk, reply_to=to)
             to = None
-
-    async def _typing(self, chat_id: int) -> None:
-        with contextlib.suppress(TelegramError):
-            await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
 
     async def _is_admin(self, message: Message) -> bool:
         """Private chats belong to their user; in groups: telegram.admins or a chat admin."""

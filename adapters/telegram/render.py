@@ -210,7 +210,7 @@ def _markdown_bold(text: str, tags: tuple[str, ...]) -> list[Run]:
 
 def card_runs(card: Card) -> list[Run]:
     """One paper: linked title, authors, category/type, score with reasons, summary."""
-    runs = [Run(clean(card.title), ("<b>", f'<a href="{_attr(card.url)}">'))]
+    runs = [Run(one_line(card.title) or card.paper_id, ("<b>", f'<a href="{_attr(card.url)}">'))]
     if card.explore:
         runs.append(Run("  (exploring)", ("<i>",)))
     runs.append(Run("\n" + clean(card.authors_short(6))))
@@ -228,7 +228,7 @@ def card_runs(card: Card) -> list[Run]:
         runs += _markdown_bold(body, quote)
     elif card.abstract:
         runs += [Run("\n\n"), Run("Abstract", ("<b>",)), Run("\n")]
-        runs.append(Run(clean(card.abstract), quote))
+        runs.append(Run(one_line(card.abstract), quote))
     if card.marker:
         runs += [Run("\n\n"), Run(f"⚠ {card.marker}", ("<i>",))]
     return runs
