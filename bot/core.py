@@ -120,6 +120,24 @@ class Core:
             return rating_buttons(paper_id)
         return rating_buttons(paper_id, *self.engine.store.tally(sub.id, paper_id))
 
+    async def seen(self, platform: str, chat: str, message_id: int) -> None:
+        """A message exists in the chat (a command, an answer): where to look from after a
+        crash, on platforms that cannot read a chat's history."""
+        await self._run(self.engine.store.mark_message, platform, chat, message_id)
+
+    async def last_message_id(self, platform: str, chat: str) -> int | None:
+        return await self._run(self.engine.store.last_message_id, platform, chat)
+
+    async def settings_text(self, platform: str, chat: str) -> str:
+        """A chat's digest settings in a few lines (a header's ⚙️ button)."""
+        return await self._run(self._settings_text, platform, chat)
+
+    def _settings_text(self, platform: str, chat: str) -> str:
+        sub = self.engine.store.get_subscription(platform, chat)
+        if sub is None or not sub.active:
+            return "This chat is not subscribed."
+        return self.commands.describe(sub)
+
     async def migrate_chat(self, platform: str, old: str, new: str) -> None:
         """A chat got a new id (a Telegram group became a supergroup): its subscription,
         ratings and ledger follow it."""

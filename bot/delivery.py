@@ -134,7 +134,7 @@ async def deliver(
             continue
         if row.state == "sending":
             try:
-                found = await sender.find_sent(sub, digest.day, pid, thread)
+                found = await sender.find_sent(digest, cards.get(pid) if pid else None, thread)
             except DeliveryError as exc:
                 # Can't tell whether it went out: keep the row ambiguous and try again later,
                 # rather than risk posting it twice.

@@ -9,7 +9,6 @@ section (a :class:`bot.config.PlatformSection`) next to its code.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -37,9 +36,10 @@ class Sender(Protocol):
     async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent: ...
 
     async def find_sent(
-        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+        self, digest: Digest, card: Card | None, thread: Sent | None
     ) -> Sent | None:
-        """Look on the platform for a message the ledger is unsure about.
+        """Look on the platform for a message the ledger is unsure about: the digest's header
+        (``card`` None) or the message of ``card``, as it would have been sent.
 
         None means "not there": the row is sent again.  Raise ``DeliveryError`` when the
         lookup itself failed (the row then stays unsure and is retried later).

@@ -147,3 +147,26 @@ class LedgerStore(Base):
             "SELECT day FROM digest_runs WHERE subscription_id = ?", [subscription_id]
         )
         return {dt.date.fromisoformat(r["day"]) for r in rows}
+
+    # -- where a chat's messages have got to ------------------------------------------------
+    def mark_message(self, platform: str, chat: str, message_id: int) -> None:
+        """Remember that ``message_id`` exists in the chat (only ever moves forward)."""
+        with self.atomic():
+            self.db.execute(
+                "INSERT INTO chat_marks (platform, chat, message_id) VALUES (?, ?, ?) "
+                "ON CONFLICT(platform, chat) DO UPDATE SET message_id = excluded.message_id "
+                "WHERE excluded.message_id > chat_marks.message_id",
+                [platform, chat, message_id],
+            )
+
+    def last_message_id(self, platform: str, chat: str) -> int | None:
+        """The newest message id known in a chat: marked, or sent through the ledger."""
+        row = self._one(
+            "SELECT max(m) FROM ("
+            "SELECT message_id AS m FROM chat_marks WHERE platform = ? AND chat = ? "
+            "UNION ALL SELECT CAST(d.message_id AS INTEGER) FROM deliveries d "
+            "JOIN subscriptions s ON s.id = d.subscription_id "
+            "WHERE s.platform = ? AND s.chat = ? AND d.message_id GLOB '[0-9]*')",
+            [platform, chat, platform, chat],
+        )
+        return int(row[0]) if row is not None and row[0] is not None else None

@@ -184,3 +184,12 @@ def m006_digest_runs(db: Database) -> None:
         {"subscription_id": int, "day": str, "outcome": str, "papers": int, "finished_at": str},
         pk=("subscription_id", "day"),
     )
+
+
+@migrations()
+def m007_chat_marks(db: Database) -> None:
+    # The newest message id seen in a chat outside the ledger (commands, their answers): where
+    # a platform without history (Telegram) starts looking for a message a crash left unsure.
+    db.table("chat_marks").create(
+        {"platform": str, "chat": str, "message_id": int}, pk=("platform", "chat")
+    )

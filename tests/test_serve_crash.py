@@ -19,6 +19,7 @@ import pytest
 from bot.models import Subscription
 from storage import Store
 from tests.fakes.slack import PAPERS_CHANNEL, FakeSlack
+from tests.fakes.telegram import FakeTelegram
 
 MAX = 8
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -273,3 +274,114 @@ def test_herald_run_delivers_due_digests_to_chats_once(
     headers, papers = papers_in_thread(fake_slack)
     assert headers == 1 and len(papers) == MAX and set(papers.values()) == {1}
     assert "messages sent" in done.stderr or "no digest due" in done.stderr
+
+
+# -- Telegram: no history to read; unsure messages are found by their own keyboard -------------
+TG_CHATS = 40
+TG_MAX = 3
+
+
+@pytest.fixture
+def tg_env(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> Iterator[tuple[dict[str, str], Path, FakeTelegram]]:
+    with FakeTelegram() as fake:
+        cfg = write_config(
+            telegram={
+                "enabled": True,
+                "api_base_url": fake.api_url,
+                "per_chat_interval_s": 0,
+                "global_rate": 300,
+            },
+            schedule={"default_time": "00:00"},
+            learning={"enabled": False},
+            web={"port": 0},
+            outputs={"console": False, "markdown": None, "feed": None, "atom": None, "json": None},
+        )
+        env = {
+            **os.environ,
+            "HERALD_CONFIG": str(cfg),
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PYTHONPATH": str(CHECKOUT),
+        }
+        store = Store(tmp_path / "herald.db")
+        for i in range(TG_CHATS):
+            chat = 5000 + i
+            fake.add_chat(chat, type="private")
+            store.upsert_subscription(
+                Subscription(
+                    None,
+                    "telegram",
+                    str(chat),
+                    ("cs.LG", "cs.CL", "cs.AI"),
+                    keywords=("LLM", "reinforcement learning", "inference", "training"),
+                    time="00:00",
+                    timezone="UTC",
+                    max_papers=TG_MAX,
+                    min_score=1.0,
+                )
+            )
+        store.close()
+        yield env, tmp_path, fake
+
+
+def tg_settled(db: Path) -> bool:
+    store = Store(db)
+    try:
+        day = store.latest_day()
+        subs = store.list_subscriptions(platform="telegram")
+        return (
+            day is not None
+            and len(subs) == TG_CHATS
+            and all(day in store.done_days(s.id) for s in subs if s.id is not None)
+            and store.pending_delivery_count() == 0
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("kill_after", "mode"),
+    [(5, "between"), (90, "between"), (44, "accepted-then-hang"), (121, "accepted-then-hang")],
+)
+def test_telegram_sigkill_mid_fanout_then_restart_sends_each_message_once(
+    tg_env: tuple[dict[str, str], Path, FakeTelegram], kill_after: int, mode: str
+) -> None:
+    env, cwd, fake = tg_env
+    sends = lambda: len(fake.sends())  # noqa: E731
+    if mode == "accepted-then-hang":
+        # Telegram takes message number kill_after + 1, but its answer never reaches us.
+        fake.hang_next("sendMessage", after=True, skip=kill_after)
+        kill_after += 1
+    first = Serve(env, cwd)
+    try:
+        first.wait(lambda: sends() >= kill_after)
+        first.kill()
+    finally:
+        first.cleanup()
+    fake.release_hangs()
+    assert not tg_settled(cwd / "herald.db")
+
+    second = Serve(env, cwd)
+    try:
+        second.wait_ready()
+        second.wait(lambda: tg_settled(cwd / "herald.db"), timeout=120)
+        assert second.term() == 0
+    finally:
+        second.cleanup()
+    if mode == "accepted-then-hang":
+        assert "already on the platform; not sending it again" in second.output
+    duplicates = missing = 0
+    for i in range(TG_CHATS):
+        chat = 5000 + i
+        texts = [m.text for m in fake.messages(chat)]
+        headers = sum(t.startswith("arXiv digest") for t in texts)
+        papers = [
+            m
+            for m in fake.messages(chat)
+            if m.reply_markup and m.reply_markup["inline_keyboard"][0][0]["text"].startswith("👍")
+        ]
+        duplicates += sum(n - 1 for n in fake.duplicate_texts(chat).values()) + max(0, headers - 1)
+        missing += max(0, 1 - headers) + max(0, TG_MAX - len(papers))
+    assert (duplicates, missing) == (0, 0)

@@ -236,7 +236,12 @@ def posted(msg: StoredMessage) -> str:
 
 
 def item_messages(fake: FakeTelegram, chat: int) -> list[StoredMessage]:
-    return [m for m in fake.messages(chat) if m.reply_markup]
+    """The papers' messages: those with 👍/👎 (the header's keyboard is ⚙️ Settings)."""
+    return [
+        m
+        for m in fake.messages(chat)
+        if m.reply_markup and m.reply_markup["inline_keyboard"][0][0]["text"].startswith("👍")
+    ]
 
 
 def assert_sent_once(fake: FakeTelegram, chat: int, digest: Digest) -> None:
@@ -337,18 +342,23 @@ async def test_subscribe_digest_and_rate_a_real_day(
             assert msg.reply_markup is not None
             buttons = msg.reply_markup["inline_keyboard"][0]
             assert [b["text"] for b in buttons] == ["👍", "👎"]
-            assert [b["callback_data"] for b in buttons] == [f"r:+:{paper.id}", f"r:-:{paper.id}"]
+            # each digest keyboard carries its day, so the message is recognisable after a crash
+            assert [b["callback_data"] for b in buttons] == [
+                f"r:+:{paper.id}:260122",
+                f"r:-:{paper.id}:260122",
+            ]
             assert row.message_id == str(msg.message_id)
 
         # 👍/👎: a short confirmation, then the tally on the buttons (editMessageReplyMarkup)
         first = items[0]
         paper_id = rows[1].paper_id
-        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:+:{paper_id}")
+        up, down = f"r:+:{paper_id}:260122", f"r:-:{paper_id}:260122"
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, up)
         assert answer["text"].startswith("Thanks — rated 👍")
         assert await bot.buttons(PRIVATE, first.message_id, ["👍 1", "👎"]) == ["👍 1", "👎"]
-        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:+:{paper_id}")
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, up)
         assert answer["text"] == "You already rated this 👍."
-        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, f"r:-:{paper_id}")
+        answer = await bot.press(PRIVATE, PRIVATE, first.message_id, down)
         assert answer["text"] == "Changed your rating to 👎."
         assert await bot.buttons(PRIVATE, first.message_id, ["👍", "👎 1"]) == ["👍", "👎 1"]
         assert fake.calls_to("/editMessageReplyMarkup")
@@ -380,17 +390,26 @@ async def test_group_ratings_tally_every_member(
         assert report.sent == 4 and report.complete
         msg = item_messages(fake, GROUP)[0]
         pid = digest.items[0].paper.id
-        await bot.press(GROUP, ADMIN, msg.message_id, f"r:+:{pid}")
-        await bot.press(GROUP, MEMBER, msg.message_id, f"r:+:{pid}")
-        answer = await bot.press(GROUP, LISTED, msg.message_id, f"r:-:{pid}")
+        up, down = f"r:+:{pid}:260122", f"r:-:{pid}:260122"
+        await bot.press(GROUP, ADMIN, msg.message_id, up)
+        await bot.press(GROUP, MEMBER, msg.message_id, up)
+        answer = await bot.press(GROUP, LISTED, msg.message_id, down)
         assert answer["text"].startswith("Thanks — rated 👎")
         assert await bot.buttons(GROUP, msg.message_id, ["👍 2", "👎 1"]) == ["👍 2", "👎 1"]
         assert bot.store.tally(sub.id, pid) == (2, 1)
         # a button that is not ours, and a rating after unsubscribing
         answer = await bot.press(GROUP, MEMBER, msg.message_id, "something:else")
         assert answer["text"] is None
+        # forged presses (the raw API lets a client send any data for any message): another
+        # paper's button, or this paper's button of another day, count for nothing
+        other = digest.items[1].paper.id
+        for forged in (f"r:+:{other}:260122", f"r:+:{pid}", f"r:+:{pid}:260123"):
+            answer = await bot.press(GROUP, MEMBER, msg.message_id, forged)
+            assert answer["text"] is None
+        assert bot.store.tally(sub.id, other) == (0, 0) and bot.store.tally(sub.id, pid) == (2, 1)
+        assert await bot.buttons(GROUP, msg.message_id, ["👍 2", "👎 1"]) == ["👍 2", "👎 1"]
         bot.store.update_subscription(sub.id, active=False)
-        answer = await bot.press(GROUP, MEMBER, msg.message_id, f"r:-:{pid}")
+        answer = await bot.press(GROUP, MEMBER, msg.message_id, down)
         assert "not subscribed" in answer["text"]
         assert bot.store.tally(sub.id, pid) == (2, 1)
 
@@ -762,36 +781,57 @@ async def test_a_server_error_half_way_loses_nothing_and_sends_nothing_twice(
         assert len(set(shown)) == len(shown)
 
 
-async def test_a_row_left_in_flight_by_a_crash_is_sent_on_restart(
-    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("accepted", [False, True], ids=["not-sent", "sent-then-crash"])
+@pytest.mark.parametrize("row", [0, 1, 3], ids=["header", "first-paper", "last-paper"])
+async def test_a_row_left_in_flight_by_a_crash_is_found_or_sent_once(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    accepted: bool,
+    row: int,
 ) -> None:
+    """The process dies while a message is in flight, either before Telegram took it or after
+    (the ledger still says "sending").  On restart the message is looked for through
+    editMessageReplyMarkup with its own keyboard: found, it is not sent again; not found, it
+    is sent once.  Someone's chatter and a command's answer in between change nothing."""
     async with running(tg_config(), fake) as bot:
         sub = subscribe(bot.store, PRIVATE)
         assert sub.id is not None
+        bot.push(PRIVATE, PRIVATE, "/status")  # an answer the ledger does not know about
+        await fake.wait_for_async(lambda: fake.sent_texts(PRIVATE))
+        await fake.wait_for_async(lambda: bot.store.last_message_id("telegram", str(PRIVATE)))
         digest = todays_digest(bot.engine, sub)
-        real_send_item = bot.adapter.send_item
-        calls = 0
+        sends = 0
+        real_post = bot.adapter._post
 
-        async def shutdown_on_third(*args: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 3:
+        async def die_on_the_row(*args: Any, **kwargs: Any) -> Any:
+            nonlocal sends
+            sends += 1
+            if sends == row + 1:
+                if accepted:
+                    await real_post(*args, **kwargs)  # Telegram took it; its answer is lost
                 raise asyncio.CancelledError  # the process is stopped mid-call
-            return await real_send_item(*args)
+            return await real_post(*args, **kwargs)
 
-        monkeypatch.setattr(bot.adapter, "send_item", shutdown_on_third)
+        monkeypatch.setattr(bot.adapter, "_post", die_on_the_row)
         with pytest.raises(asyncio.CancelledError):
             await bot.deliver(digest)
+        monkeypatch.setattr(bot.adapter, "_post", real_post)
         states = [r.state for r in bot.store.deliveries(sub.id, digest.day)]
-        assert states == ["sent", "sent", "sent", "sending"]
-        # Telegram cannot be asked whether it arrived: the row is sent again (the one window
-        # in which a duplicate is possible is a crash *after* Telegram accepted the message)
-        monkeypatch.setattr(bot.adapter, "send_item", real_send_item)
+        assert states[row] == "sending"
+        fake.push_message(PRIVATE, PRIVATE, "meanwhile, someone types")  # a message in the way
         report = await bot.deliver(digest)
-        assert report.complete and report.sent == 1 and report.reconciled == 0
+        assert report.complete
+        assert report.reconciled == (1 if accepted else 0)
         assert_sent_once(fake, PRIVATE, digest)
-        states = [r.state for r in bot.store.deliveries(sub.id, digest.day)]
-        assert states == ["sent"] * 4
+        headers = [m for m in fake.messages(PRIVATE) if m.text.startswith("arXiv digest")]
+        assert len(headers) == 1
+        assert [r.state for r in bot.store.deliveries(sub.id, digest.day)] == ["sent"] * 4
+        # every paper is a reply to the one header, and no message lost its buttons
+        for m in item_messages(fake, PRIVATE):
+            assert m.reply_to == headers[0].message_id
+        (answer,) = [m for m in fake.messages(PRIVATE) if m.text.startswith("Categories:")]
+        assert answer.reply_markup is None  # the /status answer was not given buttons
 
 
 async def test_a_blocked_or_deleted_chat_is_deactivated_not_retried(
@@ -884,7 +924,7 @@ async def test_a_note_is_a_plain_message(
         (msg,) = fake.messages(GROUP)
         assert msg.text == "No new papers matched on <Thu> & that's fine."
         assert msg.reply_markup is None and msg.link_preview_options == {"is_disabled": True}
-        assert await bot.adapter.find_sent(sub, dt.date(2026, 1, 22), "", None) is None
+        assert fake.calls_to("/editMessageReplyMarkup") == []
 
 
 async def test_pacing_keeps_one_message_a_second_per_chat(

@@ -487,10 +487,12 @@ class SlackAdapter:
         return first
 
     async def find_sent(
-        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+        self, digest: Digest, card: Card | None, thread: Sent | None
     ) -> Sent | None:
         """Find a message by its metadata; None when it is not there (DeliveryError when Slack
         can't say right now)."""
+        sub, day = digest.subscription, digest.day
+        paper_id = card.paper_id if card is not None else HEADER
         try:
             if paper_id == HEADER:
                 return await self._find_header(sub, day)

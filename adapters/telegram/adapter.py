@@ -70,6 +70,8 @@ from adapters.telegram.render import (
     command_from_message,
     decode_rating,
     escape,
+    header_keyboard,
+    is_settings_press,
     keyboard,
     render_card,
     render_header,
@@ -84,6 +86,9 @@ from bot.platform import Sent
 
 log = logging.getLogger(__name__)
 
+#: How far past the newest known message a crash's unsure message is looked for.
+MAX_PROBES = 30
+MAX_PROBE_MISSES = 2  # consecutive ids with no message: the end of the chat
 ALLOWED_UPDATES = ("message", "callback_query")
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -234,6 +239,23 @@ def _quiet_debug(*names: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _has_button(message: Message, data: str) -> bool:
+    markup = message.reply_markup
+    rows = markup.inline_keyboard if markup is not None else ()
+    return bool(data) and any(b.callback_data == data for row in rows for b in row)
+
+
+def _day_of(data: str) -> dt.date | None:
+    """The digest day a rating button carries (``r:+:2601.19278:260122``), if any."""
+    tail = data.rsplit(":", 1)[-1]
+    if data.count(":") < 3 or not (len(tail) == 6 and tail.isdigit()):
+        return None
+    try:
+        return dt.datetime.strptime(tail, "%y%m%d").date()
+    except ValueError:
+        return None
+
+
 def _host(url: str) -> str:
     """Where a URL points, without its path (which may hold the token)."""
     parts = urlsplit(url)
@@ -284,9 +306,10 @@ class TelegramAdapter:
         self.pacer = Pacer(self.section.per_chat_interval_s)
         self._command_locks = KeyedLocks()
         self._admin_cache: dict[tuple[int, int], tuple[bool, float]] = {}
-        self._keyboard_dirty: dict[tuple[int, int], tuple[str, str]] = {}
+        self._keyboard_dirty: dict[tuple[int, int], tuple[str, str, dt.date | None]] = {}
         self._keyboard_tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._connected = False
+        self._newest: dict[int, int] = {}  # chat → newest own message id while answering
         names = core.names()
         only_new = filters.UpdateType.MESSAGE  # an edited "/subscribe" is not a second command
         self.app.add_handler(CommandHandler(names, self._on_command, filters=only_new))
@@ -410,7 +433,7 @@ class TelegramAdapter:
     # -- Sender ------------------------------------------------------------------------------
     async def send_header(self, digest: Digest) -> Sent:
         sub = digest.subscription
-        msg = await self._post(sub, render_header(digest))
+        msg = await self._post(sub, render_header(digest), keyboard=header_keyboard(digest.day))
         return Sent(str(msg.message_id), str(msg.message_id))
 
     async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent:
@@ -422,7 +445,7 @@ class TelegramAdapter:
         sub = digest.subscription
         chunks = render_card(card)
         reply_to = int(thread.thread_id or thread.message_id)
-        buttons = keyboard(card.buttons)
+        buttons = keyboard(card.buttons, digest.day)
         sent: list[Message] = []
         try:
             for i, chunk in enumerate(chunks):
@@ -438,14 +461,70 @@ class TelegramAdapter:
         return Sent(str(sent[0].message_id), thread.thread_id)
 
     async def find_sent(
-        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+        self, digest: Digest, card: Card | None, thread: Sent | None
     ) -> Sent | None:
-        """Always "can't tell": bots cannot read a chat's history on Telegram.
-
-        The ledger then resends a row it found in flight.  That row only exists after a crash
-        between Telegram accepting a message and the ledger write right after it, so this is
-        the one (narrow) window in which a paper can appear twice.
+        """Was this message sent before a crash?  Telegram has no history to read, but it
+        answers an ``editMessageReplyMarkup`` with the *identical* keyboard with "message is
+        not modified" for our own message that carries it, "message to edit not found" where
+        there is no message, and refuses people's messages.  Every digest message's keyboard
+        is its own (it carries the day), so probing the ids after the newest message we know
+        of in the chat finds it, or shows it is not there.
         """
+        sub = digest.subscription
+        markup: InlineKeyboardMarkup | None
+        if card is None:
+            markup, text = header_keyboard(digest.day), render_header(digest)
+        else:
+            markup, text = keyboard(card.buttons, digest.day), render_card(card)[-1]
+        if markup is None:
+            return None
+        # Nothing known in the chat (no command answered, no digest sent): it is new, so its
+        # first messages are the ones to look at.
+        start = await self.core.last_message_id(PLATFORM, sub.chat) or 0
+        found = await self._probe(int(sub.chat), start, markup, _html_to_plain(text))
+        if found is None:
+            return None
+        return Sent(str(found), thread.thread_id if thread else str(found))
+
+    async def _probe(
+        self, chat_id: int, start: int, markup: InlineKeyboardMarkup, text: str
+    ) -> int | None:
+        misses = 0
+        for message_id in range(start + 1, start + 1 + MAX_PROBES):
+            try:
+                async with self.pacer.turn(chat_id):
+                    edited = await self.bot.edit_message_reply_markup(
+                        chat_id, message_id, reply_markup=markup
+                    )
+            except BadRequest as exc:
+                answer = exc.message.lower()
+                if "not modified" in answer:
+                    return message_id  # ours, with exactly this keyboard
+                if "not found" in answer:
+                    misses += 1  # past the end (or a deleted message)
+                    if misses >= MAX_PROBE_MISSES:
+                        return None
+                    continue
+                if "can't be edited" in answer:
+                    misses = 0  # somebody's message
+                    continue
+                raise delivery_error(exc, chat_id) from None
+            except TelegramError as exc:
+                raise delivery_error(exc, chat_id) from None
+            misses = 0
+            # Our own message without this keyboard: the edit went through.  It is ours if it
+            # is this very message (its keyboard had changed since); otherwise put it back.
+            if isinstance(edited, Message) and (edited.text or "") == text:
+                return message_id
+            log.warning(
+                "probing Telegram chat %s for an unsure message touched message %s; "
+                "its buttons are removed again",
+                chat_id,
+                message_id,
+            )
+            with contextlib.suppress(TelegramError):
+                async with self.pacer.turn(chat_id):
+                    await self.bot.edit_message_reply_markup(chat_id, message_id)
         return None
 
     async def send_note(self, sub: Subscription, text: str) -> None:
@@ -474,7 +553,7 @@ class TelegramAdapter:
         for attempt in range(3):
             try:
                 async with self.pacer.turn(chat_id):
-                    return await self.bot.send_message(
+                    sent: Message = await self.bot.send_message(
                         chat_id,
                         text,
                         parse_mode=parse_mode,
@@ -482,6 +561,9 @@ class TelegramAdapter:
                         reply_parameters=replying,
                         reply_markup=keyboard,
                     )
+                if sub is None and chat_id in self._newest:  # an answer to a command
+                    self._newest[chat_id] = max(self._newest[chat_id], sent.message_id)
+                return sent
             except ChatMigrated as exc:
                 if attempt == 2:
                     raise delivery_error(exc, chat_id) from None
@@ -540,10 +622,17 @@ class TelegramAdapter:
             return
         if self.core.needs_admin_check(cmd):
             cmd = dataclasses.replace(cmd, is_admin=await self._is_admin(message))
+        self._newest.setdefault(message.chat_id, message.message_id)
         try:
             await self._run_command(message, cmd)
         except DeliveryError as exc:
             log.warning("could not answer /%s in Telegram chat %s: %s", cmd.name, cmd.chat, exc)
+        finally:
+            # Where this chat's messages have got to (commands and their answers are not in
+            # the delivery ledger): after a crash, an unsure digest message is looked for
+            # past it.
+            newest = max(message.message_id, self._newest.pop(message.chat_id, 0))
+            await self.core.seen(PLATFORM, cmd.chat, newest)
 
     async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A /command we have no handler for: the core answers with help.
@@ -637,37 +726,56 @@ class TelegramAdapter:
         return is_admin
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """👍/👎: record it, confirm briefly, then show the new tally on the buttons."""
+        """👍/👎: record it, confirm briefly, then show the new tally on the buttons.
+
+        Callback data comes from the client and can be forged with the raw API; Telegram
+        itself fills in the message the button was pressed on.  A press counts only if the
+        data is one of that message's own buttons (so a forged press can neither rate another
+        paper nor rewrite this message's keyboard).
+        """
         query = update.callback_query
         if query is None:
             return
-        parsed = decode_rating(query.data)
         message = query.message
-        if parsed is None or message is None:
+        data = query.data or ""
+        if not isinstance(message, Message) or not _has_button(message, data):
+            log.info("ignoring a button press that is not on its message: %r", data[:64])
+            with contextlib.suppress(TelegramError):
+                await query.answer()
+            return
+        chat = str(message.chat.id)
+        if is_settings_press(data):
+            await self._answer_query(query, await self.core.settings_text(PLATFORM, chat))
+            return
+        parsed = decode_rating(data)
+        if parsed is None:
             with contextlib.suppress(TelegramError):
                 await query.answer()
             return
         value, paper_id = parsed
-        chat = str(message.chat.id)
         reply = await self.core.rate(PLATFORM, chat, str(query.from_user.id), paper_id, value)
-        text = reply.text
+        await self._answer_query(query, reply.text)
+        if not reply.error:
+            self._refresh_keyboard(message.chat.id, message.message_id, chat, paper_id, data)
+
+    async def _answer_query(self, query: Any, text: str) -> None:
         if len(text) > MAX_ANSWER_CHARS:
             text = text[: MAX_ANSWER_CHARS - 1] + "…"
         try:
             await query.answer(text)
         except TelegramError as exc:  # "query is too old": the press still counted
             log.info("answerCallbackQuery failed: %s", exc)
-        if not reply.error:
-            self._refresh_keyboard(message.chat.id, message.message_id, chat, paper_id)
 
-    def _refresh_keyboard(self, chat_id: int, message_id: int, chat: str, paper_id: str) -> None:
+    def _refresh_keyboard(
+        self, chat_id: int, message_id: int, chat: str, paper_id: str, data: str
+    ) -> None:
         """Show the tally; presses that arrive while an edit is under way share the next one.
 
         Each edit reads the tally fresh, so the last edit always shows the final count, and a
         burst of presses in a busy group costs one or two edits, not one per press.
         """
         key = (chat_id, message_id)
-        self._keyboard_dirty[key] = (chat, paper_id)
+        self._keyboard_dirty[key] = (chat, paper_id, _day_of(data))
         if key not in self._keyboard_tasks:
             self._keyboard_tasks[key] = asyncio.create_task(self._flush_keyboard(key))
 
@@ -675,12 +783,12 @@ class TelegramAdapter:
         chat_id, message_id = key
         try:
             while key in self._keyboard_dirty:
-                chat, paper_id = self._keyboard_dirty.pop(key)
+                chat, paper_id, day = self._keyboard_dirty.pop(key)
                 buttons = await self.core.buttons(PLATFORM, chat, paper_id)
                 try:
                     async with self.pacer.turn(chat_id):
                         await self.bot.edit_message_reply_markup(
-                            chat_id, message_id, reply_markup=keyboard(buttons)
+                            chat_id, message_id, reply_markup=keyboard(buttons, day)
                         )
                 except BadRequest as exc:
                     if not _is_not_modified(exc):

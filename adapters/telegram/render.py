@@ -13,6 +13,7 @@ Telegram will count is simply the length of the runs' text.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import unicodedata
@@ -30,6 +31,7 @@ MAX_MESSAGE_UNITS = 4096  # Telegram's limit, in UTF-16 code units of the parsed
 MAX_CALLBACK_BYTES = 64
 GROUP_TYPES = frozenset({"group", "supergroup"})
 RATING_KIND = "r"
+SETTINGS_KIND = "h"
 
 # C0 controls other than tab/newline, DEL, and lone surrogates cannot travel in a message.
 _UNSENDABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -253,9 +255,13 @@ def render_text(text: str) -> list[str]:
 
 
 # -- rating buttons ----------------------------------------------------------------------------
-def encode_rating(value: int, paper_id: str) -> str:
-    """``r:+:2601.19278`` / ``r:-:hep-th/9901001``; raises ValueError past Telegram's 64 bytes."""
+def encode_rating(value: int, paper_id: str, day: dt.date | None = None) -> str:
+    """``r:+:2601.19278`` (a paper shown on request) or ``r:-:2601.19278:260122`` (in the
+    digest of 22 Jan 2026: the day makes every digest message's keyboard its own, which is
+    how a message is recognised after a crash).  ValueError past Telegram's 64 bytes."""
     data = f"{RATING_KIND}:{'+' if value > 0 else '-'}:{paper_id}"
+    if day is not None:
+        data += f":{day:%y%m%d}"
     if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
         raise ValueError(f"callback data for {paper_id!r} is longer than {MAX_CALLBACK_BYTES} B")
     return data
@@ -264,24 +270,43 @@ def encode_rating(value: int, paper_id: str) -> str:
 def decode_rating(data: str | None) -> tuple[int, str] | None:
     """``(+1 | -1, paper id)`` from callback data, or None when it is not a rating button."""
     kind, _, rest = (data or "").partition(":")
-    sign, _, paper_id = rest.partition(":")
+    sign, _, rest = rest.partition(":")
+    paper_id, _, day = rest.partition(":")
     if kind != RATING_KIND or sign not in ("+", "-") or not paper_id:
+        return None
+    if day and not (len(day) == 6 and day.isdigit()):
         return None
     return (1 if sign == "+" else -1), paper_id
 
 
-def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
-    """A card's buttons ([👍 n] [👎 m]) as an inline keyboard; the votes live in storage."""
+def keyboard(
+    buttons: tuple[Button, ...], day: dt.date | None = None
+) -> InlineKeyboardMarkup | None:
+    """A card's buttons ([👍 n] [👎 m]) as an inline keyboard; the votes live in storage.
+    ``day``: the digest the card belongs to (see :func:`encode_rating`)."""
     if not buttons:
         return None
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(b.label, callback_data=encode_rating(b.value, b.paper_id))
+                InlineKeyboardButton(b.label, callback_data=encode_rating(b.value, b.paper_id, day))
                 for b in buttons
             ]
         ]
     )
+
+
+def header_keyboard(day: dt.date) -> InlineKeyboardMarkup:
+    """The digest header's one button: this chat's digest settings, in a pop-up.  Its data
+    carries the day, so each day's header is recognisable after a crash."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("⚙️ Settings", callback_data=f"{SETTINGS_KIND}:{day:%y%m%d}")]]
+    )
+
+
+def is_settings_press(data: str | None) -> bool:
+    kind, _, day = (data or "").partition(":")
+    return kind == SETTINGS_KIND and len(day) == 6 and day.isdigit()
 
 
 # -- incoming ----------------------------------------------------------------------------------

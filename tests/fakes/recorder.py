@@ -4,7 +4,6 @@ failures and crashes injectable, so ledger and scheduler tests read like a chat 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +87,11 @@ class RecordingAdapter:
         return sent
 
     async def find_sent(
-        self, sub: Subscription, day: dt.date, paper_id: str, thread: Sent | None
+        self, digest: Digest, card: Card | None, thread: Sent | None
     ) -> Sent | None:
         if not self.can_find:
             return None
+        sub, day, paper_id = digest.subscription, digest.day, card.paper_id if card else ""
         for p in self.posts:
             if p.chat == sub.chat and p.day == day.isoformat() and p.paper == paper_id:
                 return Sent(p.message_id, p.thread or p.message_id)

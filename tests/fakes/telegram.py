@@ -803,6 +803,9 @@ class FakeTelegram(FakeServer):
         self._answered: list[dict[str, Any]] = []
         self._callback_ids = itertools.count(4_382_000_000_000_000_001)
         self._fail_rules: list[_FailRule] = []
+        self._hangs: list[dict[str, Any]] = []
+        self._hang_events: list[asyncio.Event] = []
+        self._closed: asyncio.Event | None = None
         self._sends: list[SendRecord] = []
         self._global_window: collections.deque[float] = collections.deque()
         self._chat_windows: dict[int, collections.deque[float]] = {}
@@ -865,6 +868,8 @@ class FakeTelegram(FakeServer):
     async def on_shutdown(self) -> None:
         with self._mu:
             self._closing = True
+        self._closed_event().set()
+        self._release_hangs()
         self._wake_all()
         if self._webhook_task is not None:
             self._webhook_task.cancel()
@@ -890,9 +895,11 @@ class FakeTelegram(FakeServer):
         try:
             params = await self._read_params(request)
             self._check_forced_failure(method.lower())
+            await self._maybe_hang(method.lower(), after=False)
             result = handler(params)
             if asyncio.iscoroutine(result):
                 result = await result
+            await self._maybe_hang(method.lower(), after=True)
         except ApiError as exc:
             return self._error_response(exc)
         if isinstance(result, tuple):
@@ -1044,6 +1051,51 @@ class FakeTelegram(FakeServer):
         self._chat_windows.setdefault(chat.id, collections.deque()).append(now)
         if chat.type in ("group", "supergroup"):
             self._group_windows.setdefault(chat.id, collections.deque()).append(now)
+
+    def hang_next(self, method: str, *, after: bool = True, skip: int = 0) -> None:
+        """The next ``method`` call (after ``skip`` others) never gets its answer until
+        :meth:`release_hangs` or shutdown.  ``after=True`` carries the call out first (the
+        message is posted), like a connection lost on the way back."""
+        with self._mu:
+            self._hangs.append({"method": method.lower(), "after": after, "skip": skip})
+
+    def release_hangs(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._release_hangs)
+
+    def _release_hangs(self) -> None:
+        for event in self._hang_events:
+            event.set()
+
+    async def _maybe_hang(self, method: str, after: bool) -> None:
+        with self._mu:
+            rule = next(
+                (h for h in self._hangs if h["method"] == method and h["after"] == after), None
+            )
+            if rule is None:
+                return
+            if rule["skip"] > 0:
+                rule["skip"] -= 1
+                return
+            self._hangs.remove(rule)
+        event = asyncio.Event()
+        self._hang_events.append(event)
+        closing = asyncio.ensure_future(self._closed_event().wait())
+        try:
+            await asyncio.wait(
+                [asyncio.ensure_future(event.wait()), closing],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            closing.cancel()
+
+    def _closed_event(self) -> asyncio.Event:
+        if self._closed is None:
+            self._closed = asyncio.Event()
+            if self._closing:
+                self._closed.set()
+        return self._closed
 
     def reset_rate_windows(self) -> None:
         """Forget the flood-limit history (not the send log)."""
