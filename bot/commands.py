@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot import __version__
 from bot.cards import card_for
 from bot.categories import EXAMPLES, normalize_categories
 from bot.config import check_time, check_timezone
@@ -738,6 +739,19 @@ class Commands:
         lines.append(f"Ratings so far: {rated}")
         lines.append(f"Your private feed: {self.feed_url(sub)}")
         return Reply(text="\n".join(lines), ephemeral=True)
+
+    @COMMANDS.command("about", "this bot's version, its sources and its LLM", menu="About this bot")
+    def cmd_about(self, cmd: Command) -> Reply:
+        cfg = self.engine.config
+        llm = (
+            f"{cfg.summaries.model} at {cfg.summaries.base_url}" if cfg.summaries.enabled else "off"
+        )
+        return Reply(
+            text=f"arxiv-herald {__version__}: new papers from arXiv's daily announcements "
+            f"(rss.arxiv.org, export.arxiv.org), thanks to arXiv for use of its open access "
+            f"interoperability. Summaries: {llm}. Papers stored: {self.engine.paper_count():,}.",
+            ephemeral=True,
+        )
 
     @COMMANDS.command("help", "this message", menu="Every command")
     def cmd_help(self, cmd: Command) -> Reply:

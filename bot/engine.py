@@ -213,6 +213,9 @@ class Engine:
     def latest_day(self) -> dt.date | None:
         return self.store.latest_day()
 
+    def paper_count(self) -> int:
+        return self.store.count_papers()
+
     def announcement_days(self, limit: int = 30) -> list[dt.date]:
         """The most recent announcement days stored, newest first."""
         return self.store.announcement_days(limit)

@@ -289,3 +289,11 @@ def test_any_setting_value_is_saved_valid_or_refused_clearly(
     assert check_timezone(sub.timezone) == sub.timezone
     if not reply.error:
         assert reply.text.startswith("Saved.")
+
+
+def test_about_names_the_version_and_the_sources(testbot: TestBot) -> None:
+    from bot import __version__
+
+    reply = testbot.exec("/about")
+    assert f"arxiv-herald {__version__}" in reply.text and "arXiv" in reply.text
+    assert "/about" in help_text("telegram") and "about" in dict(COMMANDS.menu())
