@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.digest import Rescorer, build_digests
 from bot.errors import ConfigError, SourceError, UserError
 from bot.ids import parse_arxiv_id
-from bot.models import Digest, Paper, Rating, ScoredPaper, Subscription
+from bot.models import CONFIG_SETTINGS, Digest, Paper, Rating, ScoredPaper, Subscription
 from bot.politeness import Throttle, turn_file
 from bot.scoring import explain
 from bot.summaries import Outcome, Summarizer
@@ -320,20 +320,7 @@ class Engine:
 
 
 def _same_settings(a: Subscription, b: Subscription) -> bool:
-    keys = [
-        "categories",
-        "keywords",
-        "excludes",
-        "announce_types",
-        "min_score",
-        "max_papers",
-        "title_weight",
-        "mode",
-        "time",
-        "timezone",
-        "language",
-    ]
-    return all(getattr(a, k) == getattr(b, k) for k in keys) and a.active
+    return all(getattr(a, k) == getattr(b, k) for k in CONFIG_SETTINGS) and a.active
 
 
 def _now() -> str:

@@ -91,6 +91,22 @@ class Subscription:
         return self.name or f"{self.platform}:{self.chat}"
 
 
+#: What a config file sets for its own subscription (the rest is state kept by the bot).
+CONFIG_SETTINGS = (
+    "categories",
+    "keywords",
+    "excludes",
+    "announce_types",
+    "min_score",
+    "max_papers",
+    "title_weight",
+    "mode",
+    "time",
+    "timezone",
+    "language",
+)
+
+
 class SummaryStatus(StrEnum):
     OK = "ok"
     CACHED = "cached"

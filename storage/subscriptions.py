@@ -14,26 +14,8 @@ from bot.models import Subscription
 from storage.base import Base, now_iso, to_json
 
 _LISTS = ("categories", "keywords", "excludes", "announce_types", "muted")
-FIELDS = (
-    "platform",
-    "chat",
-    "name",
-    "categories",
-    "keywords",
-    "excludes",
-    "announce_types",
-    "min_score",
-    "max_papers",
-    "title_weight",
-    "mode",
-    "time",
-    "timezone",
-    "language",
-    "active",
-    "muted",
-    "feed_token",
-    "deactivated_reason",
-)
+#: Every field of a subscription but its id, one column each.
+FIELDS = tuple(f.name for f in dataclasses.fields(Subscription) if f.name != "id")
 
 
 def _column(name: str, value: Any) -> Any:
