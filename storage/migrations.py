@@ -184,3 +184,20 @@ def m006_digest_runs(db: Database) -> None:
         {"subscription_id": int, "day": str, "outcome": str, "papers": int, "finished_at": str},
         pk=("subscription_id", "day"),
     )
+
+
+@migrations()
+def m200_seed_sources_follows(db: Database) -> None:
+    # How a rating came in: a 👍/👎 press ("button"), a /like ("like") or a library import
+    # ("import").  Likes and imports are ordinary 👍 for learning, but never delivered later.
+    db.table("ratings").add_column("source", str, not_null_default="button")
+    db.table("follows").create(
+        {
+            "subscription_id": int,
+            "key": str,  # the normalised name: one follow per person, however it was typed
+            "name": str,  # as the person typed it
+            "added_by": str,
+            "at": str,
+        },
+        pk=("subscription_id", "key"),
+    )
