@@ -52,28 +52,41 @@ _PLAIN = str.maketrans(
 
 def _fold(text: str) -> str:
     """Accents and case away: ``Liò`` → ``lio``, ``Žmolíková`` → ``zmolikova``; ``ß`` → ``ss``."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.casefold().translate(_PLAIN)
 
 
+@functools.lru_cache(maxsize=65536)
+def _plain(name: str) -> str:
+    """The name folded as :func:`parse_name` sees it, for a quick "could it be?" test."""
+    return _fold(decode_latex(name))
+
+
+class _Separators(dict[int, str]):
+    """``str.translate`` table: letters, digits and apostrophes stay, anything else (dots,
+    hyphens, commas) becomes a space.  Filled lazily, only with characters actually seen."""
+
+    def __missing__(self, cp: int) -> str:
+        ch = chr(cp)
+        out = ch if ch.isalnum() or ch == "'" else " "
+        self[cp] = out
+        return out
+
+
+_SEPARATORS = _Separators()
+
+
 def _words(text: str) -> list[str]:
     """Letters-and-digits words; dots and hyphens split initials (``J.-P.`` → ``j p``)."""
-    out: list[str] = []
-    word: list[str] = []
-    for ch in text:
-        if ch.isalnum() or ch == "'":
-            word.append(ch)
-        else:
-            if word:
-                out.append("".join(word).strip("'"))
-            word = []
-    if word:
-        out.append("".join(word).strip("'"))
-    return [w for w in out if w]
+    return [w for w in (t.strip("'") for t in text.translate(_SEPARATORS).split()) if w]
 
 
 def _without_parentheses(text: str) -> str:
+    if "(" not in text and "[" not in text:
+        return text
     depth = 0
     out = []
     for ch in text:
@@ -173,6 +186,10 @@ class AuthorMatcher:
         """The followed names (as typed) among ``authors``, in the order they were followed."""
         hits: dict[str, None] = {}
         for author in authors:
+            # Most authors share no surname with anyone followed: skip parsing them.
+            plain = _plain(author)
+            if not any(surname in plain for surname in self.by_surname):
+                continue
             parsed = parse_name(author)
             if parsed is None:
                 continue
