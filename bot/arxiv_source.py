@@ -20,16 +20,23 @@ import arxiv
 import requests
 from lxml import etree
 
+from bot.cards import decode_latex
 from bot.categories import in_category_set
 from bot.config import ArxivSection
 from bot.errors import SourceError
 from bot.ids import InvalidArxivId, parse_arxiv_id
 from bot.models import Announcement, Paper
 from bot.politeness import PoliteSession, Throttle
+from bot.scoring import normalize
 
 log = logging.getLogger(__name__)
 
 FEED_CAP = 2000  # arXiv caps a feed at 2000 items
+#: Ids asked for in one API request (``id_list``): a library import of 500 arXiv papers is ten
+#: requests, not 500.
+MAX_IDS_PER_REQUEST = 50
+#: A title search quotes at most this many of the title's words.
+MAX_TITLE_WORDS = 30
 ET = zoneinfo.ZoneInfo("America/New_York")
 _DESC = re.compile(
     r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?(?P<abs>.*)$",
@@ -156,6 +163,12 @@ def _parse_item(item: etree._Element) -> FeedItem | None:
     return FeedItem(paper, atype)
 
 
+def normalize_title(title: str) -> str:
+    """A title reduced to what identifies it: LaTeX decoded, lower-case word tokens (``{BERT}:
+    Pre-training`` and ``BERT: pre-training`` are the same title)."""
+    return normalize(decode_latex(title).replace("{", "").replace("}", ""))
+
+
 def result_to_paper(r: arxiv.Result) -> Paper:
     aid = parse_arxiv_id(r.entry_id)
     cats = list(r.categories)
@@ -260,17 +273,63 @@ class ArxivSource:
 
     # -- API ---------------------------------------------------------------------------------
     def lookup(self, ids: Sequence[str]) -> list[Paper]:
-        """Metadata for ids (any form) through the arXiv API; unknown ids are left out."""
-        wanted = [str(parse_arxiv_id(i)) for i in ids]
+        """Metadata for ids (any form) through the arXiv API; unknown ids are left out.
+
+        One request per :data:`MAX_IDS_PER_REQUEST` ids (each waits its 3 s turn)."""
+        wanted = list(dict.fromkeys(str(parse_arxiv_id(i)) for i in ids))
+        out: list[Paper] = []
+        for i in range(0, len(wanted), MAX_IDS_PER_REQUEST):
+            out += self.lookup_batch(wanted[i : i + MAX_IDS_PER_REQUEST])
+        return out
+
+    def lookup_batch(self, ids: Sequence[str]) -> list[Paper]:
+        """Up to :data:`MAX_IDS_PER_REQUEST` ids in ONE API request (``id_list``); ids arXiv
+        does not know are left out."""
+        wanted = list(dict.fromkeys(str(parse_arxiv_id(i)) for i in ids))
         if not wanted:
             return []
+        if len(wanted) > MAX_IDS_PER_REQUEST:
+            raise ValueError(f"at most {MAX_IDS_PER_REQUEST} ids per request, not {len(wanted)}")
         search = arxiv.Search(id_list=wanted, max_results=len(wanted))
+        return [result_to_paper(r) for r in self._one_page(search, len(wanted), "lookup")]
+
+    def search_title(self, title: str, max_results: int = 5) -> list[Paper]:
+        """Papers whose title holds ``title``'s words as a phrase (one API request); the caller
+        decides which, if any, is the same title."""
+        words = " ".join(normalize_title(title).split()[:MAX_TITLE_WORDS])
+        if not words:
+            return []
+        search = arxiv.Search(query=f'ti:"{words}"', max_results=max_results)
+        return [result_to_paper(r) for r in self._one_page(search, max_results, "title search")]
+
+    def search_author(self, surname: str, day: dt.date, max_results: int = 200) -> list[Paper]:
+        """Papers of ``day``'s submission window with an author of this surname, in any
+        category (one request; the caller picks the right person among them)."""
+        words = "_".join(w for w in normalize(surname.replace("-", " ")).split() if w.isalnum())
+        if not words:
+            return []
+        start, end = submission_window(day)
+        query = f"au:{words} AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]"
+        search = arxiv.Search(
+            query=query,
+            max_results=max_results,
+            sort_by=arxiv.SortCriterion.SubmittedDate,
+            sort_order=arxiv.SortOrder.Descending,
+        )
+        return [result_to_paper(r) for r in self._one_page(search, max_results, "author search")]
+
+    def _one_page(self, search: arxiv.Search, size: int, what: str) -> list[arxiv.Result]:
+        """The first page of ``search`` only.  ``Client.results`` asks for a further page
+        whenever arXiv's total exceeds what came back (an unknown id in an ``id_list`` does
+        that), each a request of its own; one page is all a lookup needs."""
+        url = self.client._format_url(search, 0, size)
         try:
-            return [result_to_paper(r) for r in self.client.results(search)]
+            feed = self.client._parse_feed(url, first_page=True)
         except arxiv.HTTPError as exc:
-            raise SourceError(f"the arXiv API refused the lookup ({exc.status})") from None
+            raise SourceError(f"the arXiv API refused the {what} ({exc.status})") from None
         except (requests.RequestException, arxiv.ArxivError) as exc:
             raise SourceError(f"the arXiv API could not be reached: {exc}") from None
+        return list(feed.results)
 
     def backfill(
         self, categories: Sequence[str], day: dt.date, max_results: int = 2000

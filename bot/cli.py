@@ -317,6 +317,7 @@ def status(state: State) -> None:
         sub = store.subscription_by_id(row.subscription_id)
         label = sub.label if sub else row.subscription_id
         click.echo(f"  {label} {row.day}: {row.remaining} left ({row.ambiguous} in flight)")
+    _print_profiles(state)
     dead = store.deactivated_subscriptions()
     if dead:
         click.echo("deactivated chats:")
@@ -450,10 +451,11 @@ def ratings(state: State, sub_ref: str | None) -> None:
     table.add_column("paper", no_wrap=True)
     table.add_column("title", overflow="ellipsis", no_wrap=True, max_width=48)
     table.add_column("value", justify="center", no_wrap=True)
+    table.add_column("how", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
     for r in rows:
         thumb = "👍" if r.value > 0 else "👎"
-        table.add_row(r.subscription, r.user, r.paper_id, r.title or "?", thumb, r.at)
+        table.add_row(r.subscription, r.user, r.paper_id, r.title or "?", thumb, r.source, r.at)
     console = Console()
     # Piped or captured output has no terminal width to fit: don't squeeze titles into 80.
     (console if console.is_terminal else Console(width=140)).print(table)
@@ -471,3 +473,97 @@ def why(state: State, paper_id: str, sub_ref: str | None, user: str | None) -> N
     sub = commands.resolve_subscription(sub_ref)
     paper = state.engine.lookup(paper_id)
     click.echo("\n".join(commands.why(sub, paper, user, label=True)[1]))
+
+
+PROFILES_SHOWN = 20
+
+
+def _print_profiles(state: State) -> None:
+    """``herald status``: the profile of the default subscription and of every chat that has
+    one (likes, imports, followed authors, the learned share of the latest digest)."""
+    engine = state.engine
+    store = engine.store
+    profile = state.commands.profile
+    subs = engine.active_subscriptions()
+    shown = [
+        s
+        for s in subs
+        if s.id is not None
+        and (s.platform == "default" or store.rating_sources(s.id) or store.follows(s.id))
+    ]
+    # Each profile ranks the latest day once (its learned share): a few, not thousands.
+    for sub in shown[:PROFILES_SHOWN]:
+        click.echo(f"profile of {sub.label}:")
+        for line in profile.status_lines(sub):
+            click.echo(f"  {line}")
+    if len(shown) > PROFILES_SHOWN:
+        click.echo(f"  … and {len(shown) - PROFILES_SHOWN} more chats with a profile")
+
+
+# -- seeding a profile: likes, library imports, followed authors --------------------------------
+@main.command()
+@click.argument("paper_ids", nargs=-1, required=True)
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.option("--user", "-u", default="cli", show_default=True, help="Who likes them.")
+@click.pass_obj
+@handle_errors
+def like(state: State, paper_ids: tuple[str, ...], sub_ref: str | None, user: str) -> None:
+    """Like papers (any id form, up to 50): they count as 👍 and are never sent as new."""
+    commands = state.commands
+    sub = commands.resolve_subscription(sub_ref)
+    report = commands.profile.like(sub, user, paper_ids)
+    click.echo(report.text())
+    if not (report.liked or report.already):
+        sys.exit(1)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.option("--user", "-u", default="cli", show_default=True, help="Whose 👍 they become.")
+@click.pass_obj
+@handle_errors
+def import_(state: State, path: str, sub_ref: str | None, user: str) -> None:
+    """Import a library (BibTeX .bib, RIS .ris or CSL .json from Zotero, Mendeley, …) as 👍."""
+    commands = state.commands
+    p = Path(path)
+    try:
+        refused = commands.library_refusal(p.name, p.stat().st_size)
+        if refused is not None:  # by its name and size, before reading it
+            raise click.ClickException(refused.text)
+        data = p.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
+    sub = commands.resolve_subscription(sub_ref)
+    with Console(stderr=True).status("Importing (one arXiv request every 3 s)…"):
+        report = commands.profile.import_library(sub, user, p.name, data)
+    click.echo(report.text())
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.pass_obj
+@handle_errors
+def follow(state: State, names: tuple[str, ...], sub_ref: str | None) -> None:
+    """Follow authors ("Yoshua Bengio", "Bengio, Yoshua", "Y. Bengio"): their new papers
+    always make the digest.  No names: list the followed authors."""
+    commands = state.commands
+    sub = commands.resolve_subscription(sub_ref)
+    if not names:
+        followed = commands.profile.following(sub)
+        click.echo("\n".join(followed) if followed else f"{sub.label} follows no authors.")
+        return
+    click.echo(commands.profile.follow(sub, "cli", names))
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--subscription", "-s", "sub_ref", help=_SUBSCRIPTION_HELP)
+@click.pass_obj
+@handle_errors
+def unfollow(state: State, names: tuple[str, ...], sub_ref: str | None) -> None:
+    """Stop following authors (or: all)."""
+    commands = state.commands
+    sub = commands.resolve_subscription(sub_ref)
+    click.echo(commands.profile.unfollow(sub, names))

@@ -21,6 +21,7 @@ from bot.categories import EXAMPLES, normalize_categories
 from bot.config import check_time, check_timezone
 from bot.errors import CommandError, HeraldError, UserError
 from bot.ids import USAGE as ID_USAGE
+from bot.library import LibraryError, refusal
 from bot.models import (
     Command,
     Paper,
@@ -31,6 +32,7 @@ from bot.models import (
     SummaryStatus,
     short_authors,
 )
+from bot.profile import MAX_LIKES, Profile
 from bot.scoring import check_keyword, normalize, parse_keywords
 
 if TYPE_CHECKING:
@@ -221,6 +223,7 @@ class Commands:
         self.on_change = on_change
         self.next_run = next_run
         self.base_url = base_url
+        self.profile = Profile(engine)
 
     # -- entry points ------------------------------------------------------------------------
     def handle(self, cmd: Command) -> Reply:
@@ -278,6 +281,31 @@ class Commands:
             log.exception("rating from %s:%s failed", platform, chat)
             return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
 
+    def library_refusal(self, filename: str, size: int | None) -> Reply | None:
+        """A file offered for import that is refused before download (wrong type, too big)."""
+        why = refusal(filename, size)
+        return Reply(text=why, ephemeral=True, error=True) if why else None
+
+    def import_library(
+        self, platform: str, chat: str, user: str, filename: str, data: bytes
+    ) -> Reply:
+        """A library file (BibTeX, RIS, CSL JSON) sent to a chat: its papers become ``user``'s
+        👍, and the reply says what was imported and what was skipped, and why."""
+        try:
+            sub = self._sub(platform, chat)
+            report = self.profile.import_library(sub, user, filename, data)
+            return Reply(text=report.text(), data={"imported": len(report.imported)})
+        except LibraryError as exc:
+            return Reply(text=str(exc), ephemeral=True, error=True)
+        except UserError as exc:
+            return Reply(text=str(exc), ephemeral=True, error=True)
+        except HeraldError as exc:
+            log.warning("library import in %s:%s failed: %s", platform, chat, exc)
+            return Reply(text=f"Sorry, that did not work: {exc}", ephemeral=True, error=True)
+        except Exception:
+            log.exception("library import from %s:%s failed", platform, chat)
+            return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
+
     # -- verbs shared with the CLI ------------------------------------------------------------
     def rate(self, sub: Subscription, user: str, paper: Paper, value: int) -> RatingOutcome:
         """Record ``user``'s 👍 (+1) or 👎 (-1) of ``paper`` for ``sub``; the next ranking
@@ -299,7 +327,8 @@ class Commands:
         whose = f" for {sub.label}" if label else ""
         lines = [f"{paper.title} ({paper.versioned_id}): score {item.score:+.1f}{whose}"]
         lines += [f"• {r.text}" for r in item.reasons] or ["• no keyword matched"]
-        if item.score < sub.min_score:
+        followed = any(r.kind == "follow" for r in item.reasons)
+        if item.score < sub.min_score and not followed:
             lines.append(f"(below the min score {sub.min_score:g}, so not in the digest)")
         return item, lines
 
@@ -714,6 +743,71 @@ class Commands:
         return Reply(text=f"Unmuted: {', '.join(topics)}.")
 
     @COMMANDS.command(
+        "like",
+        f"seed this chat's ranking with papers you like (up to {MAX_LIKES} ids)",
+        usage="<arXiv ids …>",
+        menu="Like papers: /like 2601.19278 2512.01234",
+        slow=True,
+        working="⏳ Looking the papers up …",
+    )
+    def cmd_like(self, cmd: Command) -> Reply:
+        if not cmd.args:
+            raise self._usage(
+                cmd,
+                f"<arXiv id> [more ids …] (up to {MAX_LIKES}), or send a library file: a .bib, "
+                ".ris or CSL .json export from Zotero or Mendeley",
+            )
+        sub = self._sub(cmd.platform, cmd.chat)
+        report = self.profile.like(sub, cmd.user, cmd.args)
+        return Reply(text=report.text(), ephemeral=True, error=not (report.liked or report.already))
+
+    @COMMANDS.command(
+        "follow",
+        "always get an author's new papers (no argument: list them)",
+        usage='"First Last"',
+        menu='Follow an author: /follow "Yoshua Bengio"',
+        changes=True,
+    )
+    def cmd_follow(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        names = self.profile.names(cmd.raw)
+        if not names:
+            return self._following(cmd, sub)
+        self._allowed(cmd)
+        return Reply(text=self.profile.follow(sub, cmd.user, names))
+
+    @COMMANDS.command(
+        "unfollow",
+        "stop following an author",
+        usage='"First Last" | all',
+        menu="Stop following an author",
+        changes=True,
+    )
+    def cmd_unfollow(self, cmd: Command) -> Reply:
+        sub = self._sub(cmd.platform, cmd.chat)
+        names = self.profile.names(cmd.raw)
+        if not names:
+            raise self._usage(cmd, '"First Last"  (or all)')
+        self._allowed(cmd)
+        return Reply(text=self.profile.unfollow(sub, names))
+
+    @COMMANDS.command("following", "the authors this chat follows", menu="Followed authors")
+    def cmd_following(self, cmd: Command) -> Reply:
+        return self._following(cmd, self._sub(cmd.platform, cmd.chat))
+
+    def _following(self, cmd: Command, sub: Subscription) -> Reply:
+        names = self.profile.following(sub)
+        if not names:
+            return Reply(
+                text="This chat follows no authors yet. "
+                f'{prefix(cmd.platform, "follow")} "Yoshua Bengio" puts their new papers in '
+                "every digest.",
+                ephemeral=True,
+            )
+        shown = "\n".join(f"• {n}" for n in names)
+        return Reply(text=f"Following ({len(names)}):\n{shown}", ephemeral=True)
+
+    @COMMANDS.command(
         "status",
         "settings, last fetch, next digest, your feed",
         menu="Settings, last fetch, next digest, your feed",
@@ -735,8 +829,7 @@ class Commands:
         if nxt:
             lines.append(f"Next digest: {nxt:%a %d %b %H:%M %Z}")
         assert sub.id is not None
-        rated = store.rating_count(sub.id)
-        lines.append(f"Ratings so far: {rated}")
+        lines += self.profile.status_lines(sub)
         lines.append(f"Your private feed: {self.feed_url(sub)}")
         return Reply(text="\n".join(lines), ephemeral=True)
 

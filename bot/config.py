@@ -236,6 +236,14 @@ class LearningSection(_Section):
     user_share: Annotated[float, Field(ge=0, le=1)] = 0.3
 
 
+class FollowsSection(_Section):
+    """Followed authors' papers outside a chat's categories: after each fetch, one arXiv API
+    query per followed author (3 s apart) finds their new papers in any category."""
+
+    search_all_categories: bool = False
+    max_authors: Annotated[int, Field(ge=0, le=500)] = 100
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -250,6 +258,7 @@ class Config(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     web: WebSection = Field(default_factory=WebSection)
     learning: LearningSection = Field(default_factory=LearningSection)
+    follows: FollowsSection = Field(default_factory=FollowsSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
 
     #: Where relative paths are resolved from (the config file's folder, or the CWD).

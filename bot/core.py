@@ -18,9 +18,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.cards import rating_buttons
+from bot.cards import one_line, rating_buttons
 from bot.commands import COMMANDS, GENERIC_ERROR, Commands, Registry, help_text
 from bot.delivery import Deliverer, report_text
+from bot.library import is_library_name
 from bot.models import Button, Command, Reply
 from bot.platform import Sender
 
@@ -109,6 +110,44 @@ class Core:
         if not reply.error:
             reply.buttons = rating_buttons(paper_id, reply.data["up"], reply.data["down"])
         return reply
+
+    # -- library files ----------------------------------------------------------------------
+    async def wants_file(self, platform: str, chat: str, filename: str, *, addressed: bool) -> bool:
+        """Should a file that arrived in a chat be imported (or answered)?
+
+        ``addressed``: sent to the bot itself (a private chat, a DM) — always answered, if only
+        to say what would work.  Files shared in a group or channel are everyone's business:
+        only a library export (.bib, .ris, .json) in a subscribed chat is picked up there.
+        """
+        if addressed:
+            return True
+        if not is_library_name(filename):
+            return False
+        sub = await self._run(self.engine.store.get_subscription, platform, chat)
+        return sub is not None and sub.active
+
+    def download_failed(self, filename: str) -> Reply:
+        """The answer when the platform would not hand over a file's bytes."""
+        name = one_line(filename)[:80] or "the file"
+        return Reply(
+            text=f"I could not download {name}; please send it again in a moment.",
+            ephemeral=True,
+            error=True,
+        )
+
+    def library_refusal(self, filename: str, size: int | None) -> Reply | None:
+        """The answer to a file that is refused before download (not a library, too big);
+        None: download it and call :meth:`import_library`."""
+        return self.commands.library_refusal(filename, size)
+
+    def import_working_text(self, filename: str) -> str:
+        return f"⏳ Importing {one_line(filename)[:80] or 'the library'} …"
+
+    async def import_library(
+        self, platform: str, chat: str, user: str, filename: str, data: bytes
+    ) -> Reply:
+        """A library file someone sent: its papers seed ``user``'s 👍 in this chat."""
+        return await self._run(self.commands.import_library, platform, chat, user, filename, data)
 
     async def buttons(self, platform: str, chat: str, paper_id: str) -> tuple[Button, ...]:
         """The rating buttons of a paper in a chat, with the current tally."""

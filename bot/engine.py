@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 
 from bot.arxiv_source import (
     ArxivSource,
+    FeedItem,
     FeedResult,
     business_days_before,
     derive_announcements,
+    normalize_title,
 )
+from bot.authors import AuthorMatcher, parse_name
 from bot.config import Config
-from bot.digest import Rescorer, build_digests
+from bot.digest import Rescorer, build_digests, follow_reason
 from bot.errors import ConfigError, SourceError, UserError
 from bot.ids import parse_arxiv_id
 from bot.models import CONFIG_SETTINGS, Digest, Paper, Rating, ScoredPaper, Subscription
@@ -118,6 +121,7 @@ class Engine:
         report = self._store_feed(feed, cats)
         assert report.day is not None
         report.backfilled = self._catch_up(cats, report.day)
+        self.fetch_followed(report.day)
         self._log_fetch(started, cats, "ok", report.day, report.items, report.summary())
         log.info("fetched %s", report.summary())
         return report
@@ -192,6 +196,44 @@ class Engine:
             done.append(day)
         return done
 
+    def fetch_followed(self, day: dt.date) -> int:
+        """Followed authors' new papers of ``day`` in any category, when ``follows.
+        search_all_categories`` is on: one API query per followed surname, 3 s apart.  Papers
+        storage did not know are stored as announced that day; returns how many."""
+        cfg = self.config.follows
+        if not cfg.search_all_categories:
+            return 0
+        ids = [s.id for s in self.active_subscriptions() if s.id is not None]
+        by_surname: dict[str, list[str]] = {}
+        for records in self.store.follows_of(ids).values():
+            for f in records:
+                name = parse_name(f.name)
+                if name is not None:
+                    by_surname.setdefault(name.surname, []).append(f.name)
+        added = 0
+        for surname, names in list(by_surname.items())[: cfg.max_authors]:
+            try:
+                papers = self.source.search_author(surname, day)
+            except SourceError as exc:
+                log.warning("searching arXiv for followed authors failed: %s", exc)
+                break  # arXiv is down: the next fetch tries again
+            matcher = AuthorMatcher.of(names)
+            mine = [p for p in papers if matcher.followed_in(p.authors)]
+            known = self.store.get_papers([p.id for p in mine])
+            new = [p for p in mine if p.id not in known]
+            if not new:
+                continue
+            anns = [
+                a for p in new for a in derive_announcements(FeedItem(p, "new"), day, p.categories)
+            ]
+            with self.store.atomic():
+                self.store.upsert_papers(new)
+                self.store.record_announcements(anns)
+            added += len(new)
+        if added:
+            log.info("followed authors: %d new papers of %s outside the fetched feed", added, day)
+        return added
+
     # -- lookups -----------------------------------------------------------------------------
     def lookup(self, text: str) -> Paper:
         """A paper by any id form: from storage, else from the arXiv API (then stored)."""
@@ -208,6 +250,31 @@ class Engine:
             raise UserError(f"arXiv has no paper {aid}. Check the id and try again.")
         self.store.upsert_papers(found)
         return found[0]
+
+    def lookup_many(self, ids: Sequence[str]) -> tuple[dict[str, Paper], list[str]]:
+        """Papers by base id, from storage or else the arXiv API (50 ids per request, then
+        stored); returns (found by id, ids arXiv does not know).  ``ids`` are base ids."""
+        wanted = list(dict.fromkeys(ids))
+        found = self.store.get_papers(wanted)
+        need = [i for i in wanted if i not in found]
+        if need:
+            fetched = self.source.lookup(need)
+            if fetched:
+                self.store.upsert_papers(fetched)
+            found.update({p.id: p for p in fetched})
+        return {i: found[i] for i in wanted if i in found}, [i for i in wanted if i not in found]
+
+    def find_by_title(self, title: str) -> Paper | None:
+        """The arXiv paper with exactly this title (case, punctuation and LaTeX aside), through
+        one API request; stored when found."""
+        want = normalize_title(title)
+        if not want:
+            return None
+        for paper in self.source.search_title(title):
+            if normalize_title(paper.title) == want:
+                self.store.upsert_papers([paper])
+                return self.store.get_paper(paper.id) or paper
+        return None
 
     # -- digests -----------------------------------------------------------------------------
     def latest_day(self) -> dt.date | None:
@@ -233,6 +300,7 @@ class Engine:
             day,
             rescorer=self.rescorer(),
             skip_delivered=skip_delivered,
+            follow_anywhere=self.config.follows.search_all_categories,
         )
 
     def digest(self, day: dt.date | None = None, sub: Subscription | None = None) -> Digest:
@@ -266,6 +334,10 @@ class Engine:
         )
         if self.learner is not None:
             self.learner.explain_item(sub, item, user=user)
+        follows = self.store.follows(sub.id) if sub.id is not None else []
+        names = AuthorMatcher.of(f.name for f in follows).followed_in(paper.authors)
+        if names:
+            item.reasons.insert(0, follow_reason(names))
         return item
 
     def more_like_this(self, sub: Subscription, user: str, paper: Paper) -> list[str]:

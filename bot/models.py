@@ -53,7 +53,7 @@ class Announcement:
 class Reason:
     """One contribution to a score, in words a reader understands."""
 
-    kind: str  # keyword | title | exclude | learned | explore | muted
+    kind: str  # keyword | title | exclude | learned | explore | muted | follow
     text: str
     weight: float = 0.0
     terms: tuple[str, ...] = ()

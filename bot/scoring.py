@@ -469,6 +469,8 @@ def score_all(
         weight = np.where(np.repeat(in_t, counts), title_hit[subs_hit], 1.0)
         cell = np.repeat(prow, counts) * n + subs_hit
         scores = np.bincount(cell, weight, minlength=(hi - lo) * n).reshape(hi - lo, n)
+        # With no keyword hit at all the counts come back as integers, which cannot hold -inf.
+        scores = scores.astype(np.float64, copy=False)
         da, db = np.searchsorted(dr, [lo, hi]) if dr.size else (0, 0)
         if db > da:
             scores[dr[da:db] - lo, ds[da:db]] = -np.inf

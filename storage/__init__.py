@@ -4,6 +4,7 @@ from storage.base import StoreError
 from storage.db import Store
 from storage.records import (
     FetchRecord,
+    FollowRecord,
     JobRecord,
     LedgerRow,
     RatingRecord,
@@ -15,6 +16,7 @@ from storage.records import (
 
 __all__ = [
     "FetchRecord",
+    "FollowRecord",
     "JobRecord",
     "LedgerRow",
     "RatingRecord",

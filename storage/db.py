@@ -21,12 +21,21 @@ from storage.jobs import JobsStore
 from storage.ledger import LedgerStore
 from storage.migrations import migrations
 from storage.papers import PapersStore
+from storage.profile import ProfileStore
 from storage.ratings import RatingsStore
 from storage.subscriptions import SubscriptionsStore
 from storage.summaries import SummariesStore
 
 
-class Store(PapersStore, SubscriptionsStore, LedgerStore, SummariesStore, RatingsStore, JobsStore):
+class Store(
+    PapersStore,
+    SubscriptionsStore,
+    LedgerStore,
+    SummariesStore,
+    RatingsStore,
+    JobsStore,
+    ProfileStore,
+):
     """SQLite-backed storage for everything arxiv-herald remembers."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:

@@ -193,3 +193,20 @@ def m007_chat_marks(db: Database) -> None:
     db.table("chat_marks").create(
         {"platform": str, "chat": str, "message_id": int}, pk=("platform", "chat")
     )
+
+
+@migrations()
+def m200_seed_sources_follows(db: Database) -> None:
+    # How a rating came in: a 👍/👎 press ("button"), a /like ("like") or a library import
+    # ("import").  Likes and imports are ordinary 👍 for learning, but never delivered later.
+    db.table("ratings").add_column("source", str, not_null_default="button")
+    db.table("follows").create(
+        {
+            "subscription_id": int,
+            "key": str,  # the normalised name: one follow per person, however it was typed
+            "name": str,  # as the person typed it
+            "added_by": str,
+            "at": str,
+        },
+        pk=("subscription_id", "key"),
+    )

@@ -54,6 +54,7 @@ class RatingsStore(Base):
                 r["title"],
                 r["value"],
                 r["at"],
+                r["source"],
             )
             for r in self._rows(sql + " ORDER BY r.at, r.paper_id", params)
         ]

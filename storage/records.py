@@ -95,6 +95,7 @@ class RatingRecord:
     title: str | None
     value: int
     at: str
+    source: str = "button"  # button (👍/👎) | like (/like) | import (a library file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +103,14 @@ class JobRecord:
     id: str
     next_run_time: float | None
     job_state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FollowRecord:
+    """An author a subscription follows: their new papers always make its digest."""
+
+    subscription_id: int
+    key: str  # the normalised name (bot.authors.name_key)
+    name: str  # as typed
+    added_by: str
+    at: str

@@ -136,6 +136,8 @@ def test_every_command_that_changes_a_chat_is_declared_so() -> None:
         "settings",
         "mute",
         "unmute",
+        "follow",
+        "unfollow",
     }
     quick = Command("test", "c", "u", "keywords", is_group=True)
     assert COMMANDS.needs_admin_check(quick)

@@ -179,3 +179,13 @@ def test_seed_mode_counts_each_spelling_like_the_original() -> None:
     # Whole-word mode treats the two spellings as one keyword.
     words_score, _ = explain(p, sub(keywords=("Multi-agent", "multi-agent")))
     assert words_score == 1.5
+
+
+def test_an_excluded_word_with_no_keywords_left_drops_the_paper_without_a_crash() -> None:
+    """No keyword hit at all leaves integer counts, which cannot hold the -inf of a drop."""
+    paper = Paper("2601.00001", 1, "A survey of flows", ("A",), ("cs.LG",), "Normalizing flows.")
+    sub = Subscription(1, "test", "c", ("cs.LG",), keywords=(), excludes=("survey",))
+    other = Paper("2601.00002", 1, "Something else", ("B",), ("cs.LG",), "Nothing to drop.")
+    listings = [Listing(p, (("cs.LG", "new"),)) for p in (paper, other)]
+    (items,) = rank(listings, [sub])
+    assert [it.paper.id for it in items] == ["2601.00002"]

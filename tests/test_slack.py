@@ -15,6 +15,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +24,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.slack.adapter import EVENTS_PATH, SlackAdapter
 from adapters.slack.blocks import ITEM_EVENT, SUMMARY_EVENT
+from adapters.slack.files import download, may_carry_token
 from bot.app import App, build
 from bot.config import Config
 from bot.delivery import deliver
 from bot.engine import Engine
-from bot.errors import ConfigError
+from bot.errors import ConfigError, DeliveryError
 from bot.models import Digest, Paper, Rating, ScoredPaper, Subscription
 from bot.platform import Adapter
 from tests.conftest import DAY
@@ -692,3 +694,98 @@ async def test_http_mode_checks_signatures(make, fake, caplog):
         labels = [e["text"]["text"] for e in fake.updates[-1]["blocks"][-1]["elements"]]
         assert labels == ["👍 1", "👎"]
     await adapter.disconnect()
+
+
+# -- library files (issue 13): a shared file reaches the core's import -----------------------------
+LIBRARY = Path(__file__).parent / "data" / "library"
+
+
+async def _import_answer(fake: FakeSlack, channel: str, file_ts: str) -> str:
+    """The final text of the bot's answer in the shared file's thread."""
+
+    def done() -> bool:
+        replies = [m for m in fake.thread(channel, file_ts) if m["ts"] != file_ts]
+        return bool(replies) and not replies[0]["text"].startswith("⏳")
+
+    assert await fake.wait_until_async(done, 20)
+    (answer_msg,) = [m for m in fake.thread(channel, file_ts) if m["ts"] != file_ts]
+    return str(answer_msg["text"])
+
+
+def _file_ts(fake: FakeSlack, file_id: str) -> str:
+    return str(fake.files[file_id]["shares"]["public"][GENERAL_CHANNEL][0]["ts"])
+
+
+async def test_a_library_shared_in_the_channel_is_imported_once(make, fake):
+    engine, adapter = make()
+    sub = subscribe(engine)
+    async with running(adapter):
+        data = (LIBRARY / "zotero_export.json").read_bytes()
+        # Both events Slack sends for one share: one download, one answer.
+        file_id = await asyncio.to_thread(
+            fake.share_file, GENERAL_CHANNEL, HUMAN_USER_ID, "zotero_export.json", data
+        )
+        text = await _import_answer(fake, GENERAL_CHANNEL, _file_ts(fake, file_id))
+        assert text.startswith("Imported 9 of 15 entries from zotero_export.json (CSL-JSON)")
+        assert fake.requests_for("files.info")[0]["file"] == file_id
+        assert [d["authorized"] for d in fake.file_downloads] == [True]
+        assert sub.id is not None
+        rows = engine.store.ratings(sub.id)
+        assert len(rows) == 9 and {(r.user, r.source) for r in rows} == {(HUMAN_USER_ID, "import")}
+        # The "importing…" message was edited into the answer, not followed by a second one.
+        assert fake.requests_for("chat.update")
+        assert len(fake.thread(GENERAL_CHANNEL, _file_ts(fake, file_id))) == 2
+
+
+async def test_other_files_and_unsubscribed_channels_are_left_alone(make, fake):
+    engine, adapter = make()
+    async with running(adapter):
+        # An unsubscribed channel: even a .bib is its members' business.
+        await asyncio.to_thread(
+            fake.share_file, PAPERS_CHANNEL, HUMAN_USER_ID, "refs.bib", b"@misc{a, title={x}}"
+        )
+        subscribe(engine, GENERAL_CHANNEL)
+        photo = await asyncio.to_thread(
+            fake.share_file, GENERAL_CHANNEL, HUMAN_USER_ID, "team.png", b"\x89PNG"
+        )
+        # A library shared after those is answered; the others never were.
+        file_id = await asyncio.to_thread(
+            fake.share_file,
+            GENERAL_CHANNEL,
+            HUMAN_USER_ID,
+            "broken.bib",
+            b"\x00\x01 not text",
+        )
+        text = await _import_answer(fake, GENERAL_CHANNEL, _file_ts(fake, file_id))
+        assert "'broken.bib' is a binary file" in text
+    # disconnect() waited for every event's handling: the others were looked at and let be.
+    assert len(fake.requests_for("files.info")) == 3
+    assert fake.thread(GENERAL_CHANNEL, _file_ts(fake, photo))[1:] == []
+    ours = [m for m in fake.all_posts() if m["channel"] == PAPERS_CHANNEL and m.get("bot_id")]
+    assert ours == []
+    assert len(fake.file_downloads) == 1
+
+
+async def test_the_token_goes_only_to_slack_and_a_refused_download_is_answered(make, fake):
+    engine, adapter = make()
+    subscribe(engine)
+    async with running(adapter):
+        data = (LIBRARY / "zotero_export.bib").read_bytes()
+        file_id = await asyncio.to_thread(
+            fake.share_file, GENERAL_CHANNEL, HUMAN_USER_ID, "lib.bib", data, events=()
+        )
+        good_url = fake.files[file_id]["url_private_download"]
+        # files.info pointing somewhere else: the bot token is not sent there.
+        fake.files[file_id]["url_private_download"] = "https://files.example.org/lib.bib"
+        event = {"type": "file_shared", "channel_id": GENERAL_CHANNEL, "file_id": file_id,
+                 "user_id": HUMAN_USER_ID, "file": {"id": file_id}}  # fmt: skip
+        await asyncio.to_thread(fake.push_event, event)
+        text = await _import_answer(fake, GENERAL_CHANNEL, _file_ts(fake, file_id))
+        assert text == "I could not download lib.bib; please send it again in a moment."
+        assert fake.file_downloads == []
+        # Without a token that may read files Slack answers with its sign-in page (HTTP 200).
+        with pytest.raises(DeliveryError, match="files:read"):
+            await download(good_url, "xoxb-not-allowed")
+        assert await download(good_url, "xoxb-test") == data
+        assert not may_carry_token("https://evil.example/slack.com/x", fake.api_url)
+        assert may_carry_token("https://files.slack.com/files-pri/T-F/x", "https://slack.com/api/")

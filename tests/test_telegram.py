@@ -1044,3 +1044,85 @@ async def test_the_token_never_reaches_the_logs(
     secret_part = fake.token.split(":", 1)[1]
     assert secret_part not in caplog.text
     assert all(secret_part not in str(r.args) for r in caplog.records)
+
+
+# -- library files (issue 13): documents reach the core's import ---------------------------------
+LIBRARY = corpus.TEST_DATA / "library"
+
+
+async def _document_answer(
+    bot: Bot, chat: int, user: int, name: str, data: bytes, **kw: Any
+) -> Any:
+    """Send a file; return the bot's one answer once it is final ("importing…" edited)."""
+    before = len(bot.fake.messages(chat))
+    uid = bot.fake.push_document(chat, user, name, data, **kw)
+    assert uid is not None
+    (msg,) = await bot.fake.wait_for_async(lambda: bot.fake.messages(chat)[before:])
+    if posted(msg).startswith("⏳"):
+        msg = await bot.edited(msg, timeout=20)
+    return msg
+
+
+async def test_a_library_file_sent_to_the_bot_is_imported(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    data = (LIBRARY / "zotero_export.bib").read_bytes()
+    async with running(tg_config(), fake) as bot:
+        # Not subscribed: a private chat still gets an answer.
+        msg = await _document_answer(bot, PRIVATE, PRIVATE, "zotero_export.bib", data)
+        assert "This chat is not subscribed yet" in msg.text
+        await bot.reply(PRIVATE, PRIVATE, "/subscribe cs.LG")
+        msg = await _document_answer(bot, PRIVATE, PRIVATE, "zotero_export.bib", data)
+        assert posted(msg) == "⏳ Importing zotero_export.bib …"
+        assert msg.text.startswith("Imported 9 of 15 entries from zotero_export.bib (BibTeX)")
+        assert fake.calls_to("/getFile") and fake.file_downloads  # getFile, then the file route
+        sub = bot.store.get_subscription("telegram", str(PRIVATE))
+        assert sub is not None and sub.id is not None
+        rows = bot.store.ratings(sub.id)
+        assert len(rows) == 9 and {(r.user, r.source) for r in rows} == {(str(PRIVATE), "import")}
+        # Anything else sent in a private chat gets a clear answer, without a download.
+        downloads = len(fake.file_downloads)
+        msg = await _document_answer(bot, PRIVATE, PRIVATE, "paper.pdf", b"%PDF-1.7")
+        assert "it is not a library file" in msg.text
+        msg = await _document_answer(
+            bot, PRIVATE, PRIVATE, "huge.bib", b"@misc{", file_size=30_000_000
+        )
+        assert "is 30.0 MB; a library import takes at most 2 MB" in msg.text
+        assert len(fake.file_downloads) == downloads
+        msg = await _document_answer(bot, PRIVATE, PRIVATE, "lib.bib", b"\x00\x01binary")
+        assert "is a binary file" in msg.text
+
+
+async def test_files_in_a_group_are_picked_up_only_when_they_are_libraries(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    data = (LIBRARY / "zotero_export.ris").read_bytes()
+    async with running(tg_config(), fake) as bot:
+        # An unsubscribed group: its files are its own business.
+        bot.fake.push_document(GROUP, MEMBER, "zotero_export.ris", data)
+        await bot.idle()
+        assert fake.messages(GROUP) == []
+        await bot.reply(GROUP, ADMIN, "/subscribe cs.LG")
+        before = len(fake.messages(GROUP))
+        bot.fake.push_document(GROUP, MEMBER, "holiday.jpg", b"\xff\xd8\xff")
+        await bot.idle()
+        assert len(fake.messages(GROUP)) == before
+        # A member's library: imported as their 👍, answered under their message.
+        msg = await _document_answer(bot, GROUP, MEMBER, "zotero_export.ris", data)
+        assert msg.text.startswith("Imported 9 of 15 entries from zotero_export.ris (RIS)")
+        assert msg.reply_to is not None
+        sub = bot.store.get_subscription("telegram", str(GROUP))
+        assert sub is not None and sub.id is not None
+        assert {r.user for r in bot.store.ratings(sub.id)} == {str(MEMBER)}
+
+
+async def test_a_file_telegram_will_not_hand_over(
+    tg_config: Callable[..., Config], fake: FakeTelegram
+) -> None:
+    async with running(tg_config(), fake) as bot:
+        await bot.reply(PRIVATE, PRIVATE, "/subscribe cs.LG")
+        fake.fail_next(1, status=400, method="getFile", description="Bad Request: file is too big")
+        msg = await _document_answer(
+            bot, PRIVATE, PRIVATE, "lib.bib", (LIBRARY / "zotero_export.bib").read_bytes()
+        )
+        assert msg.text == "I could not download lib.bib; please send it again in a moment."

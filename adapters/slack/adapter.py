@@ -52,6 +52,7 @@ from adapters.slack.blocks import (
     reply_text,
     with_buttons,
 )
+from adapters.slack.files import FileImports
 from bot.cards import RATE_DOWN, RATE_UP
 from bot.commands import GENERIC_ERROR
 from bot.config import Config, secret
@@ -328,6 +329,8 @@ class SlackAdapter:
         app.action(RATE_UP)(on_rate)
         app.action(RATE_DOWN)(on_rate)
         app.error(on_error)
+        # Library files shared with the app (BibTeX, RIS, CSL JSON) seed a chat's profile.
+        FileImports(self, self._spawn, self._post).register(app)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -80,6 +80,7 @@ from adapters.telegram.render import (
 from bot.config import Config, secret
 from bot.core import Core
 from bot.errors import ConfigError, DeliveryError, HeraldError
+from bot.library import MAX_BYTES as LIBRARY_MAX_BYTES
 from bot.models import Card, Command, Digest, Subscription
 from bot.pacing import KeyedLocks, Pacer
 from bot.platform import Sent
@@ -104,6 +105,10 @@ MAX_STALE_SLOTS = 3
 #: BadRequest descriptions that mean the chat is gone for good (lower case, PTB capitalizes).
 _GONE = ("chat not found", "not enough rights", "have no rights", "chat_write_forbidden")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+#: getFile hands out files up to 20 MB; a library import stays well below it.
+GETFILE_LIMIT = 20_000_000
+if LIBRARY_MAX_BYTES > GETFILE_LIMIT:  # pragma: no cover - a configuration slip
+    raise RuntimeError("library imports larger than Telegram's getFile limit cannot work")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -315,6 +320,7 @@ class TelegramAdapter:
         self.app.add_handler(CommandHandler(names, self._on_command, filters=only_new))
         self.app.add_handler(MessageHandler(filters.COMMAND & only_new, self._on_other_command))
         self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
+        self.app.add_handler(MessageHandler(filters.Document.ALL & only_new, self._on_document))
         self.app.add_handler(CallbackQueryHandler(self._on_button))
         self.app.add_error_handler(self._on_error)
 
@@ -797,6 +803,45 @@ class TelegramAdapter:
                     log.warning("could not update the buttons in chat %s: %s", chat_id, exc)
         finally:
             self._keyboard_tasks.pop(key, None)
+
+    async def _on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A file sent to the bot: a library export (BibTeX, RIS, CSL JSON) is imported.
+
+        In a private chat every document gets an answer; in a group only library files, and
+        only where the group is subscribed (people share all sorts of files there)."""
+        message = update.message
+        if message is None or message.document is None:
+            return
+        doc = message.document
+        name = doc.file_name or "document"
+        chat = str(message.chat.id)
+        user = str(message.from_user.id) if message.from_user is not None else chat
+        addressed = message.chat.type not in GROUP_TYPES
+        if not await self.core.wants_file(PLATFORM, chat, name, addressed=addressed):
+            return
+        try:
+            refused = self.core.library_refusal(name, doc.file_size)
+            if refused is not None:
+                await self._answer(message, refused.text)
+                return
+            reply_to = None if addressed else message.message_id
+            working = await self._post(
+                message.chat_id, escape(self.core.import_working_text(name)), reply_to=reply_to
+            )
+            try:
+                tg_file = await doc.get_file()
+                data = bytes(await tg_file.download_as_bytearray())
+            except TelegramError as exc:
+                log.warning("downloading %s in Telegram chat %s failed: %s", name, chat, exc)
+                reply = self.core.download_failed(name)
+            else:
+                reply = await self.core.import_library(PLATFORM, chat, user, name, data)
+            chunks = render_text(reply.text)
+            await self._edit(message.chat_id, working.message_id, chunks[0], None)
+            for chunk in chunks[1:]:
+                await self._post(message.chat_id, chunk, reply_to=working.message_id)
+        except DeliveryError as exc:
+            log.warning("could not answer a file in Telegram chat %s: %s", chat, exc)
 
     async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message

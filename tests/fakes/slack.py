@@ -648,6 +648,11 @@ class FakeSlack(FakeServer):
         self.rate_limited: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.api_log: list[dict[str, Any]] = []
+        # Files shared in channels (share_file): id -> file object, id -> its bytes; every
+        # download attempt of url_private_download (with whether its token was good).
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bytes: dict[str, bytes] = {}
+        self.file_downloads: list[dict[str, Any]] = []
 
         self._failures: list[dict[str, Any]] = []
         self._hangs: list[dict[str, Any]] = []
@@ -1056,6 +1061,87 @@ class FakeSlack(FakeServer):
             retry_reason=retry_reason,
         )
 
+    def share_file(
+        self,
+        channel: str,
+        user: str,
+        name: str,
+        content: bytes,
+        *,
+        mimetype: str | None = None,
+        events: tuple[str, ...] = ("message", "file_shared"),
+    ) -> str:
+        """``user`` uploads a file into ``channel``: it is stored (``files.info``, a download
+        URL that needs the bot token), a ``file_share`` message appears in the channel, and
+        Slack's events for it are pushed — by default both the ``message`` (subtype
+        ``file_share``) and the ``file_shared`` event, as a real workspace sends them.
+        Returns the file id."""
+        file_id = "F" + secrets.token_hex(5).upper()
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        guessed = {"json": "application/json", "pdf": "application/pdf", "png": "image/png"}
+        mime = mimetype or guessed.get(ext, "text/plain")
+        ts = self._next_ts()
+        with self._cv:
+            chan = self.channels[channel]
+            share_kind = "private" if chan["is_private"] or chan["is_im"] else "public"
+            url = f"{self.url}/files-pri/{self.team_id}-{file_id}/download/{name}"
+            f: dict[str, Any] = {
+                "id": file_id,
+                "created": int(time.time()),
+                "timestamp": int(time.time()),
+                "name": name,
+                "title": name,
+                "mimetype": mime,
+                "filetype": ext or "binary",
+                "pretty_type": ext.upper() or "Binary",
+                "user": user,
+                "user_team": self.team_id,
+                "mode": "hosted",
+                "editable": False,
+                "is_external": False,
+                "is_public": share_kind == "public",
+                "size": len(content),
+                "url_private": f"{self.url}/files-pri/{self.team_id}-{file_id}/{name}",
+                "url_private_download": url,
+                "permalink": f"https://{self.team_domain}.slack.com/files/{user}/{file_id}/{name}",
+                "channels": [channel] if share_kind == "public" else [],
+                "groups": [channel] if share_kind == "private" else [],
+                "ims": [],
+                "shares": {share_kind: {channel: [{"ts": ts, "channel_name": chan["name"]}]}},
+            }
+            self.files[file_id] = f
+            self.file_bytes[file_id] = content
+            message = {
+                "type": "message",
+                "subtype": "file_share",
+                "text": "",
+                "files": [copy.deepcopy(f)],
+                "upload": True,
+                "user": user,
+                "display_as_bot": False,
+                "ts": ts,
+                "channel": channel,
+            }
+            self.messages.setdefault(channel, []).append(message)
+            self._cv.notify_all()
+        channel_type = "im" if chan["is_im"] else "group" if chan["is_private"] else "channel"
+        if "message" in events:
+            event = {k: v for k, v in message.items()}
+            event.update(channel_type=channel_type, event_ts=ts)
+            self.push_event(event)
+        if "file_shared" in events:
+            self.push_event(
+                {
+                    "type": "file_shared",
+                    "channel_id": channel,
+                    "file_id": file_id,
+                    "user_id": user,
+                    "file": {"id": file_id},
+                    "event_ts": ts,
+                }
+            )
+        return file_id
+
     def payload_of(self, envelope_id: str) -> dict[str, Any]:
         with self._cv:
             return copy.deepcopy(self.pushed[envelope_id]["payload"])
@@ -1095,6 +1181,7 @@ class FakeSlack(FakeServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{rid}", self._handle_response_url)
         app.router.add_get("/socket/{ticket}", self._handle_socket)
+        app.router.add_get("/files-pri/{tail:.+}", self._handle_file_download)
 
     async def on_shutdown(self) -> None:
         self._wake_hangs()
@@ -1663,7 +1750,35 @@ class FakeSlack(FakeServer):
                 raise _ApiError("user_not_found")
             return {"user": copy.deepcopy(user)}
 
+    # -- files --------------------------------------------------------------------------------
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._cv:
+            f = self.files.get(str(params.get("file") or ""))
+            if f is None:
+                raise _ApiError("file_not_found")
+            return {"file": copy.deepcopy(f), "comments": [], "response_metadata": {}}
+
+    async def _handle_file_download(self, request: web.Request) -> web.StreamResponse:
+        """``url_private_download``: the bytes for a bot token in ``Authorization: Bearer``;
+        without one Slack answers 200 with its HTML sign-in page, not an error."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+        file_id = request.match_info["tail"].split("/", 1)[0].rsplit("-", 1)[-1]
+        ok = token in self.bot_tokens
+        with self._cv:
+            self.file_downloads.append({"file": file_id, "authorized": ok, "at": time.time()})
+            data = self.file_bytes.get(file_id)
+            f = self.files.get(file_id)
+            self._cv.notify_all()
+        if not ok:
+            page = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body>"
+            return web.Response(text=page, content_type="text/html")
+        if data is None or f is None:
+            return web.Response(status=404, text="file_not_found")
+        return web.Response(body=data, content_type=f["mimetype"])
+
     _METHODS: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
+        "files.info": _files_info,
         "auth.test": _auth_test,
         "apps.connections.open": _apps_connections_open,
         "chat.postMessage": _chat_post_message,

@@ -90,6 +90,7 @@ DEFAULT_TOKEN = "123456789:AAF4k3-t0ken_for_herald_tests_0123456"
 
 MAX_MESSAGE_LENGTH = 4096  # UTF-16 code units, after entity parsing
 MAX_CALLBACK_DATA = 64  # bytes
+MAX_GETFILE_BYTES = 20 * 1024 * 1024  # getFile refuses larger files ("file is too big")
 
 CONFLICT_WEBHOOK = (
     "Conflict: can't use getUpdates method while webhook is active; "
@@ -586,6 +587,7 @@ class StoredMessage:
     deleted: bool = False
     edits: list[dict[str, Any]] = field(default_factory=list)  # previous versions, oldest first
     params: dict[str, Any] = field(default_factory=dict)  # all request parameters, decoded
+    document: dict[str, Any] | None = None  # a file a user sent (text is then its caption)
 
 
 @dataclass
@@ -835,7 +837,12 @@ class FakeTelegram(FakeServer):
             "getchatmember": self._m_get_chat_member,
             "getchatadministrators": self._m_get_chat_administrators,
             "sendchataction": self._m_send_chat_action,
+            "getfile": self._m_get_file,
         }
+        # Files users sent (push_document): file_id -> (File object, bytes); every download
+        # from the file route, with its path.
+        self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.file_downloads: list[str] = []
 
     def start(self) -> FakeTelegram:
         super().start()
@@ -863,6 +870,7 @@ class FakeTelegram(FakeServer):
     def setup_routes(self, app: web.Application) -> None:
         self._wake = asyncio.Event()
         self._closing = False
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download_file)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     async def on_shutdown(self) -> None:
@@ -1339,6 +1347,92 @@ class FakeTelegram(FakeServer):
             chat.messages[message.message_id] = message
             api = self._message_api(message)
         return self.push_update({"message": api})
+
+    def push_document(
+        self,
+        chat_id: int,
+        user_id: int,
+        filename: str,
+        content: bytes,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        file_size: int | None = None,
+    ) -> int | None:
+        """A user sends a file (``document``) to a chat; returns the update_id.
+
+        The bytes are served by ``getFile`` and the file route like Telegram does.
+        ``file_size`` overrides the size the message declares (a 30 MB file without sending
+        30 MB: getFile then refuses it with "file is too big", as Telegram does over 20 MB).
+        """
+        with self._mu:
+            user = self.add_user(user_id)
+            chat = self._chats.get(chat_id)
+            if chat is None:
+                kind = "private" if chat_id > 0 else "supergroup"
+                if kind == "private":
+                    self.add_chat(chat_id, "private")
+                else:
+                    self.add_chat(chat_id, kind, members=[user_id])
+                chat = self._chats[chat_id]
+            chat.members.add(user_id)
+            n = len(self._files) + 1
+            file_id = f"BQACAgIAAxkBAAI{n:06d}{chat_id & 0xFFFF:05d}"
+            size = len(content) if file_size is None else file_size
+            document: dict[str, Any] = {
+                "file_name": filename,
+                "mime_type": mime_type or "application/octet-stream",
+                "file_id": file_id,
+                "file_unique_id": f"AgAD{n:06d}",
+                "file_size": size,
+            }
+            self._files[file_id] = (
+                {
+                    "file_id": file_id,
+                    "file_unique_id": document["file_unique_id"],
+                    "file_size": size,
+                    "file_path": f"documents/file_{n}{_suffix(filename)}",
+                },
+                content,
+            )
+            message = StoredMessage(
+                chat_id=chat.id,
+                message_id=chat.next_message_id,
+                from_bot=False,
+                from_user=user,
+                date=int(time.time()),
+                text=caption or "",
+                document=document,
+            )
+            chat.next_message_id += 1
+            chat.messages[message.message_id] = message
+            api = self._message_api(message)
+        return self.push_update({"message": api})
+
+    def _m_get_file(self, p: _Params) -> dict[str, Any]:
+        file_id = p.str("file_id") or ""
+        with self._mu:
+            entry = self._files.get(file_id)
+        if entry is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        meta = entry[0]
+        if meta["file_size"] > MAX_GETFILE_BYTES:
+            raise ApiError(400, "Bad Request: file is too big")
+        return dict(meta)
+
+    async def _download_file(self, request: web.Request) -> web.StreamResponse:
+        """``/file/bot<token>/<file_path>``: the bytes of a file getFile handed out."""
+        if request.match_info["token"] != self.token:
+            return self._error_response(ApiError(404, "Not Found"))
+        path = request.match_info["path"]
+        with self._mu:
+            self.file_downloads.append(path)
+            found = next(
+                (data for meta, data in self._files.values() if meta["file_path"] == path), None
+            )
+        if found is None:
+            return self._error_response(ApiError(404, "Not Found"))
+        return web.Response(body=found, content_type="application/octet-stream")
 
     def push_callback(self, chat_id: int, user_id: int, message_id: int, data: str) -> str:
         """A user presses an inline button with ``data`` under a message; returns the query id."""
@@ -2161,7 +2255,12 @@ class FakeTelegram(FakeServer):
                 d["reply_to_message"] = self._message_api(target, with_reply=False)
         if message.edit_date is not None:
             d["edit_date"] = message.edit_date
-        d["text"] = message.text
+        if message.document is not None:
+            d["document"] = copy.deepcopy(message.document)
+            if message.text:
+                d["caption"] = message.text
+        else:
+            d["text"] = message.text
         if message.entities:
             d["entities"] = copy.deepcopy(message.entities)
         if message.link_preview_options:
@@ -2230,6 +2329,12 @@ def _decoded(p: _Params) -> dict[str, Any]:
                 pass
         out[key] = value
     return out
+
+
+def _suffix(filename: str) -> str:
+    """A file's extension as Telegram keeps it in ``file_path`` (``.bib``), or none."""
+    tail = filename.rsplit(".", 1)[-1] if "." in filename else ""
+    return f".{tail.lower()}" if tail.isalnum() and len(tail) <= 8 else ""
 
 
 def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
