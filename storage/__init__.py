@@ -1,5 +1,6 @@
 """Storage: the only package that touches SQLite."""
 
+from storage.ask import AskTurn, CachedAnswer, PaperRef, PaperText
 from storage.base import StoreError
 from storage.db import Store
 from storage.records import (
@@ -14,9 +15,13 @@ from storage.records import (
 )
 
 __all__ = [
+    "AskTurn",
+    "CachedAnswer",
     "FetchRecord",
     "JobRecord",
     "LedgerRow",
+    "PaperRef",
+    "PaperText",
     "RatingRecord",
     "Store",
     "StoreError",
