@@ -204,17 +204,14 @@ class Core:
         return await self._run(self.commands.handle_question, question)
 
     async def answered(self, platform: str, chat: str, message_id: str, reply: Reply) -> None:
-        """An answer went out as ``message_id``: a reply to it is a follow-up in the same
-        conversation."""
+        """An answer (or a paper's card, /summarize) went out as ``message_id``: a reply to it
+        is a question about that paper, in the same conversation."""
         info = reply.data.get("ask")
-        if reply.error or not info:
+        if reply.error or not (info or reply.card):
             return
-        await self._run(
-            self.engine.asker.answered,
-            platform,
-            chat,
-            message_id,
-            info["paper"],
-            info["thread"],
-            info["turn"],
-        )
+        if info:
+            paper, thread, turn = info["paper"], info["thread"], info["turn"]
+        else:
+            assert reply.card is not None
+            paper, thread, turn = reply.card.paper_id, None, None
+        await self._run(self.engine.asker.answered, platform, chat, message_id, paper, thread, turn)

@@ -1142,4 +1142,11 @@ async def test_ask_command_then_a_reply_to_its_answer(
         (working,) = await bot.say(PRIVATE, PRIVATE, f"/ask {paper_id} " + "why " * 200)
         refused = await bot.edited(working)
         assert refused.text.startswith("That question is 799 characters long")
-    assert fake_openai.requests == 2
+        # A /summarize card (no buttons: this chat is not subscribed) takes questions too.
+        card = await bot.edited((await bot.say(PRIVATE, PRIVATE, f"/summarize {paper_id}"))[0])
+        assert card.reply_markup is None
+        on_card = await ask_reply(
+            bot, PRIVATE, PRIVATE, "where is the code released?", card.message_id
+        )
+        assert on_card.text.startswith("❓ where is the code released?\n📄 DART")
+    assert fake_openai.requests == 4  # two answers, one summary, one answer on the card

@@ -703,7 +703,7 @@ class TelegramAdapter:
             await self._post(
                 chat_id, chunk, reply_to=working.message_id, keyboard=buttons if last else None
             )
-        if reply.data.get("ask"):  # an answer: replying to it asks a follow-up
+        if reply.data.get("ask") or reply.card is not None:  # replies to it ask about it
             await self.core.answered(PLATFORM, cmd.chat, str(working.message_id), reply)
 
     async def _answer(self, message: Message, text: str, reply_to: str | None = None) -> None:
