@@ -250,11 +250,13 @@ class ArxivSource:
         content = self._get(url, "RSS feed")
         return parse_feed(content, url)
 
-    def _get(self, url: str, what: str) -> bytes:
+    def _get(self, url: str, what: str, max_bytes: int | None = None) -> bytes:
         last: Exception | None = None
         for attempt in range(self.cfg.retries + 1):
             try:
-                resp = self.session.get(url)
+                resp = self.session.get(url, stream=max_bytes is not None)
+                if resp.status_code == 200:
+                    return resp.content if max_bytes is None else _read_capped(resp, max_bytes)
             except requests.Timeout:
                 last = SourceError(
                     f"arXiv {what} {url} did not answer within {self.cfg.timeout_s:g} s"
@@ -262,9 +264,8 @@ class ArxivSource:
             except requests.RequestException as exc:
                 last = SourceError(f"cannot reach arXiv {what} {url}: {exc.__class__.__name__}")
             else:
-                if resp.status_code == 200:
-                    return resp.content
-                last = SourceError(f"arXiv {what} {url} answered HTTP {resp.status_code}")
+                error = NotFound if resp.status_code == 404 else SourceError
+                last = error(f"arXiv {what} {url} answered HTTP {resp.status_code}")
                 if resp.status_code < 500 and resp.status_code != 429:
                     break
             log.info("%s (attempt %d of %d)", last, attempt + 1, self.cfg.retries + 1)
@@ -362,9 +363,48 @@ class ArxivSource:
         pid = f"{paper_id}v{version}" if version else paper_id
         return self.cfg.pdf_url.format(id=pid)
 
-    def download_pdf(self, paper_id: str, version: int | None = None) -> bytes:
+    def download_pdf(
+        self, paper_id: str, version: int | None = None, *, max_bytes: int | None = None
+    ) -> bytes:
+        """The PDF; :class:`NotFound` when arXiv has none, :class:`PdfTooLarge` past
+        ``max_bytes`` (checked while it downloads, so a huge file is never read whole)."""
         url = self.pdf_url(paper_id, version)
-        data = self._get(url, "PDF")
+        data = self._get(url, "PDF", max_bytes)
         if not data.startswith(b"%PDF"):
-            raise SourceError(f"arXiv PDF {url} is not a PDF ({len(data)} bytes)")
+            raise NotAPdf(f"arXiv PDF {url} is not a PDF ({len(data)} bytes)")
         return data
+
+
+class NotFound(SourceError):
+    """arXiv answered 404: there is no such document (e.g. a paper without a PDF)."""
+
+
+class NotAPdf(SourceError):
+    """What arXiv sent for a PDF is not one (an error page, a broken file)."""
+
+
+class PdfTooLarge(SourceError):
+    """A PDF is larger than the caller is willing to read."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the PDF is {_mb(size)}, more than the {_mb(limit)} limit")
+        self.size = size
+        self.limit = limit
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} kB"
+
+
+def _read_capped(resp: requests.Response, max_bytes: int) -> bytes:
+    """A streamed body, refused as soon as it is (or says it will be) over ``max_bytes``."""
+    with resp:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise PdfTooLarge(int(declared), max_bytes)
+        data = bytearray()
+        for chunk in resp.iter_content(64 * 1024):
+            data += chunk
+            if len(data) > max_bytes:
+                raise PdfTooLarge(len(data), max_bytes)
+        return bytes(data)

@@ -359,6 +359,23 @@ def summarize(
 
 
 @main.command()
+@click.argument("paper_id")
+@click.argument("question", nargs=-1, required=True)
+@click.pass_obj
+@handle_errors
+def ask(state: State, paper_id: str, question: tuple[str, ...]) -> None:
+    """Ask a paper (any id form) a QUESTION, answered from its full text with page numbers."""
+    from bot.ask import Question, answer_text
+
+    q = Question("cli", None, "cli", paper_id, " ".join(question))
+    with Console(stderr=True).status("Reading the paper…"):
+        answer = state.engine.asker.ask(q)
+    click.echo(answer_text(answer))
+    tag = "from cache" if answer.cached else "fresh"
+    click.echo(f"\n({answer.model}, {tag})", err=True)
+
+
+@main.command()
 @click.option("--days", default=7, show_default=True, help="How many days back.")
 @click.pass_obj
 @handle_errors

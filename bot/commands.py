@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import __version__
+from bot.ask import Question, answer_text
 from bot.cards import card_for
 from bot.categories import EXAMPLES, normalize_categories
 from bot.config import check_time, check_timezone
@@ -46,6 +47,7 @@ _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", re.ASCII)
 SETTINGS_USAGE = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
 F = TypeVar("F", bound=Callable[..., Any])
 
+ASK_EXAMPLE = "2601.19278 which datasets do they evaluate on?"
 GENERIC_ERROR = "Sorry, something went wrong on my side. It has been logged; please try again."
 
 
@@ -845,6 +847,51 @@ class Commands:
             f"interoperability. Summaries: {llm}. Papers stored: {self.engine.paper_count():,}.",
             ephemeral=True,
         )
+
+    @COMMANDS.command(
+        "ask",
+        "ask a paper a question, answered from its full text with page numbers",
+        usage="<arXiv id> <question>",
+        menu="Ask a paper: /ask 2601.19278 which datasets do they use?",
+        slow=True,
+        working="⏳ Reading the paper for your question …",
+    )
+    def cmd_ask(self, cmd: Command) -> Reply:
+        ref, _, question = cmd.raw.strip().partition(" ")
+        if not ref or not question.strip():
+            raise self._usage(cmd, f"<arXiv id> <question>, e.g. {ASK_EXAMPLE}")
+        return self.ask(Question(cmd.platform, cmd.chat, cmd.user, ref, question))
+
+    def ask(self, question: Question) -> Reply:
+        """Answer a question about a paper (``/ask``, a reply in a paper's thread): the reply's
+        ``data["ask"]`` says which paper and conversation, for :meth:`Core.answered`."""
+        hint = f"Or ask with {prefix(question.platform, 'ask')} <arXiv id> <question>."
+        answer = self.engine.asker.ask(question, usage_hint=hint)
+        return Reply(
+            text=answer_text(answer),
+            data={
+                "ask": {
+                    "paper": answer.paper.id,
+                    "thread": question.thread,
+                    "turn": answer.turn_id,
+                    "found": answer.found,
+                    "cached": answer.cached,
+                }
+            },
+        )
+
+    def handle_question(self, question: Question) -> Reply:
+        """:meth:`ask` with the two error tiers of :meth:`handle`."""
+        try:
+            return self.ask(question)
+        except UserError as exc:
+            return Reply(text=str(exc), ephemeral=True, error=True)
+        except HeraldError as exc:
+            log.warning("question about %s failed: %s", question.paper, exc)
+            return Reply(text=f"Sorry, that did not work: {exc}", ephemeral=True, error=True)
+        except Exception:
+            log.exception("question from %s:%s failed", question.platform, question.chat)
+            return Reply(text=GENERIC_ERROR, ephemeral=True, error=True)
 
     @COMMANDS.command("help", "this message", menu="Every command")
     def cmd_help(self, cmd: Command) -> Reply:

@@ -183,6 +183,20 @@ class SummariesSection(_Section):
     daily_budget: BudgetSection | None = None
 
 
+class AskSection(_Section):
+    """``ask:`` — questions about a paper, answered from its full text (the LLM is the one
+    ``summaries`` configures, and its daily budget applies)."""
+
+    enabled: bool = True
+    daily_questions_per_chat: Annotated[int, Field(ge=0)] = 20
+    max_question_chars: Annotated[int, Field(ge=20, le=2000)] = 500
+    max_pdf_mb: Annotated[float, Field(gt=0)] = 20.0
+    passages: Annotated[int, Field(ge=1, le=20)] = 4
+    passage_words: Annotated[int, Field(ge=30, le=1000)] = 120
+    max_turns: Annotated[int, Field(ge=0, le=20)] = 4
+    max_output_tokens: Annotated[int, Field(ge=50)] = 600
+
+
 class PlatformSection(_Section):
     """The config section of a chat platform.  Each adapter package declares its own subclass
     next to its code; the composition root hands them to the loader.
@@ -260,6 +274,7 @@ class Config(_Section):
     learning: LearningSection = Field(default_factory=LearningSection)
     follows: FollowsSection = Field(default_factory=FollowsSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    ask: AskSection = Field(default_factory=AskSection)
 
     #: Where relative paths are resolved from (the config file's folder, or the CWD).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.ask import Question, may_be_question
 from bot.cards import one_line, rating_buttons
 from bot.commands import COMMANDS, GENERIC_ERROR, Commands, Registry, help_text
 from bot.delivery import Deliverer, report_text
@@ -27,6 +28,7 @@ from bot.platform import Sender
 
 if TYPE_CHECKING:
     from bot.engine import Engine
+    from storage import PaperRef
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +196,61 @@ class Core:
             return
         store.update_subscription(sub.id, chat=new)
         log.info("%s chat %s moved to %s; its subscription followed", platform, old, new)
+
+    # -- questions about a paper (bot.ask) -----------------------------------------------------
+    async def paper_for_message(self, platform: str, chat: str, message_id: str) -> PaperRef | None:
+        """Which paper a message of ours is about (a digest item, an answer; ``""`` for a
+        digest's header), and the conversation it belongs to; None: not one we know."""
+        asker = self.engine.asker
+        return await self._run(asker.paper_for_message, platform, chat, message_id)
+
+    def may_be_question(self, text: str, *, addressed: bool) -> bool:
+        """Cheap first look at a thread message: False means it is surely not a question for
+        the bot (no need to find out what its thread is about)."""
+        return may_be_question(text, addressed=addressed)
+
+    async def question_in_thread(
+        self,
+        platform: str,
+        chat: str,
+        user: str,
+        thread: str,
+        text: str,
+        *,
+        about: str | None,
+        addressed: bool,
+    ) -> Question | None:
+        """A message in a paper's thread (or a reply to a paper's message) as a question for
+        :meth:`ask`, or None when it is not one for the bot (people talking among
+        themselves).  ``about``: the paper of the message it hangs off (``""`` a digest
+        header, None not ours); ``addressed``: a reply to the bot or a mention of it."""
+        asker = self.engine.asker
+        return await self._run(
+            functools.partial(
+                asker.from_thread,
+                platform,
+                chat,
+                user,
+                thread,
+                text,
+                about=about,
+                addressed=addressed,
+            )
+        )
+
+    async def ask(self, question: Question) -> Reply:
+        """Answer a question; after sending it, tell :meth:`answered` where it landed."""
+        return await self._run(self.commands.handle_question, question)
+
+    async def answered(self, platform: str, chat: str, message_id: str, reply: Reply) -> None:
+        """An answer (or a paper's card, /summarize) went out as ``message_id``: a reply to it
+        is a question about that paper, in the same conversation."""
+        info = reply.data.get("ask")
+        if reply.error or not (info or reply.card):
+            return
+        if info:
+            paper, thread, turn = info["paper"], info["thread"], info["turn"]
+        else:
+            assert reply.card is not None
+            paper, thread, turn = reply.card.paper_id, None, None
+        await self._run(self.engine.asker.answered, platform, chat, message_id, paper, thread, turn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from bot.summaries import Outcome, Summarizer
 from storage import Store, StoreError
 
 if TYPE_CHECKING:
+    from bot.ask import Asker
     from bot.learning import Learner
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class Engine:
         )
         self._summarizer: Summarizer | None = None
         self._learner: Learner | None = None
+        self._asker: Asker | None = None
+        self._asker_lock = threading.Lock()  # one Asker: its locks make questions single-flight
 
     # -- subscriptions -----------------------------------------------------------------------
     def default_subscription(self) -> Subscription:
@@ -389,6 +393,23 @@ class Engine:
         paper = self.lookup(text)
         lang = language or self.summarizer.language_for(sub)
         return paper, self.summarizer.summarize_paper(paper, lang, source=source, fresh=fresh)
+
+    # -- questions about a paper -------------------------------------------------------------
+    @property
+    def asker(self) -> Asker:
+        """Answers questions about a paper from its full text (bot.ask)."""
+        with self._asker_lock:
+            if self._asker is None:
+                from bot.ask import Asker
+
+                self._asker = Asker(
+                    self.config.ask,
+                    self.store,
+                    self.summarizer,
+                    lookup=self.lookup,
+                    fetch_pdf=self.source.download_pdf,
+                )
+            return self._asker
 
 
 def _same_settings(a: Subscription, b: Subscription) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import SummariesSection, secret
-from bot.errors import ConfigError, SourceError
+from bot.errors import ConfigError, HeraldError, SourceError
 from bot.models import Paper, ScoredPaper, Subscription, SummaryStatus
 from storage import Store, SummaryRecord
 
@@ -58,15 +58,33 @@ def language_name(code: str) -> str:
 
 def extract_pdf_text(data: bytes) -> str:
     """Plain text of a PDF, references/bibliography dropped."""
+    return drop_references("\n".join(_page_texts(data)))
+
+
+def extract_pdf_pages(data: bytes) -> list[str]:
+    """The text of each page of a PDF (page 1 first), cut where :func:`extract_pdf_text` cuts
+    the references: the pages after that cut are left out."""
+    pages = _page_texts(data)
+    kept = len(drop_references("\n".join(pages)))
+    out: list[str] = []
+    start = 0
+    for page in pages:
+        if start >= kept:
+            break
+        out.append(page[: kept - start])
+        start += len(page) + 1  # the "\n" joining the pages
+    return out
+
+
+def _page_texts(data: bytes) -> list[str]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        text = "\n".join((page.extract_text() or "") for page in reader.pages)
+        return [page.extract_text() or "" for page in reader.pages]
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise SourceError(f"cannot read the PDF ({exc.__class__.__name__})") from None
-    return drop_references(text)
 
 
 def drop_references(text: str) -> str:
@@ -100,6 +118,20 @@ class Prompt:
     @property
     def hash(self) -> str:
         return hashlib.sha256(f"{self.language}\n{self.system}".encode()).hexdigest()[:12]
+
+
+class LLMError(HeraldError):
+    """An LLM call failed; the text says why, in words for a person."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One answered chat completion and what it cost."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    cost: float
 
 
 @dataclass
@@ -401,39 +433,11 @@ class Summarizer:
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": body},
         ]
-        import openai
-
         try:
-            resp = self.client().chat.completions.create(
-                model=self.cfg.model,
-                messages=messages,
-                max_tokens=self.cfg.max_output_tokens,
-                temperature=0.3,
-            )
-        except openai.APITimeoutError:
-            reason = f"no answer within {self.cfg.timeout_s:g} s"
-            return self._failed(key, paper, language, source, reason)
-        except openai.APIStatusError as exc:
-            reason = f"HTTP {exc.status_code}: {_short(_error_message(exc))}"
-            return self._failed(key, paper, language, source, reason)
-        except openai.APIConnectionError:
-            return self._failed(key, paper, language, source, "cannot reach the LLM endpoint")
-        except openai.OpenAIError as exc:
-            return self._failed(key, paper, language, source, _short(str(exc)))
-        text = (resp.choices[0].message.content or "").strip() if resp.choices else ""
-        usage = getattr(resp, "usage", None)
-        t_in = int(getattr(usage, "prompt_tokens", 0) or count_tokens(prompt.system + body))
-        t_out = int(getattr(usage, "completion_tokens", 0) or count_tokens(text))
-        cost = self._cost(t_in, t_out)
-        self.store.record_usage(
-            model=self.cfg.model,
-            paper_id=paper.id,
-            tokens_in=t_in,
-            tokens_out=t_out,
-            cost=cost,
-            ok=bool(text),
-        )
-        self.budget.add(t_in + t_out, cost)
+            done = self.complete(messages, paper_id=paper.id, max_tokens=self.cfg.max_output_tokens)
+        except LLMError as exc:
+            return self._failed(key, paper, language, source, str(exc), usage=False)
+        text, t_in, t_out = done.text, done.tokens_in, done.tokens_out
         if not text:
             return self._failed(key, paper, language, source, "the LLM returned an empty answer")
         status = "ok" if used == source else "fallback"
@@ -441,6 +445,54 @@ class Summarizer:
         if status == "ok":
             return Outcome(SummaryStatus.OK, text, None, self.cfg.model)
         return Outcome(SummaryStatus.ABSTRACT_ONLY, text, note, self.cfg.model)
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        paper_id: str,
+        max_tokens: int,
+        temperature: float = 0.3,
+    ) -> Completion:
+        """One chat completion with the configured endpoint and model.  Its usage is recorded
+        (against ``paper_id``) and counted in the daily budget; a failure is recorded too and
+        raises :class:`LLMError` saying why."""
+        import openai
+
+        try:
+            resp = self.client().chat.completions.create(
+                model=self.cfg.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        except openai.APITimeoutError:
+            reason = f"no answer within {self.cfg.timeout_s:g} s"
+        except openai.APIStatusError as exc:
+            reason = f"HTTP {exc.status_code}: {_short(_error_message(exc))}"
+        except openai.APIConnectionError:
+            reason = "cannot reach the LLM endpoint"
+        except openai.OpenAIError as exc:
+            reason = _short(str(exc))
+        else:
+            text = (resp.choices[0].message.content or "").strip() if resp.choices else ""
+            usage = getattr(resp, "usage", None)
+            sent = "".join(m["content"] for m in messages)
+            t_in = int(getattr(usage, "prompt_tokens", 0) or count_tokens(sent))
+            t_out = int(getattr(usage, "completion_tokens", 0) or count_tokens(text))
+            cost = self._cost(t_in, t_out)
+            self.store.record_usage(
+                model=self.cfg.model,
+                paper_id=paper_id,
+                tokens_in=t_in,
+                tokens_out=t_out,
+                cost=cost,
+                ok=bool(text),
+            )
+            self.budget.add(t_in + t_out, cost)
+            return Completion(text, t_in, t_out, cost)
+        self._record_failure(paper_id, reason)
+        raise LLMError(reason)
 
     def _input(self, paper: Paper, source: str) -> tuple[str, str, str | None]:
         head = (
@@ -472,19 +524,33 @@ class Summarizer:
             return 0.0
         return (t_in * p.input + t_out * p.output) / 1_000_000
 
-    def _failed(self, key: str, paper: Paper, language: str, source: str, reason: str) -> Outcome:
+    def _failed(
+        self,
+        key: str,
+        paper: Paper,
+        language: str,
+        source: str,
+        reason: str,
+        *,
+        usage: bool = True,
+    ) -> Outcome:
+        """``usage``: also log the failure as a call (``complete`` already did for its own)."""
         log.warning("summary of %s failed: %s", paper.id, reason)
+        if usage:
+            self._record_failure(paper.id, reason)
+        self._save(key, paper, language, source, "failed", None, reason, source)
+        return Outcome(SummaryStatus.FAILED, note=reason)
+
+    def _record_failure(self, paper_id: str, reason: str) -> None:
         self.store.record_usage(
             model=self.cfg.model,
-            paper_id=paper.id,
+            paper_id=paper_id,
             tokens_in=0,
             tokens_out=0,
             cost=0.0,
             ok=False,
             error=reason,
         )
-        self._save(key, paper, language, source, "failed", None, reason, source)
-        return Outcome(SummaryStatus.FAILED, note=reason)
 
     def _save(
         self,

@@ -1,5 +1,6 @@
 """Storage: the only package that touches SQLite."""
 
+from storage.ask import AskTurn, CachedAnswer, PaperRef, PaperText
 from storage.base import StoreError
 from storage.db import Store
 from storage.records import (
@@ -15,10 +16,14 @@ from storage.records import (
 )
 
 __all__ = [
+    "AskTurn",
+    "CachedAnswer",
     "FetchRecord",
     "FollowRecord",
     "JobRecord",
     "LedgerRow",
+    "PaperRef",
+    "PaperText",
     "RatingRecord",
     "Store",
     "StoreError",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from storage.ask import AskStore
 from storage.base import StoreError
 from storage.jobs import JobsStore
 from storage.ledger import LedgerStore
@@ -35,6 +36,7 @@ class Store(
     RatingsStore,
     JobsStore,
     ProfileStore,
+    AskStore,
 ):
     """SQLite-backed storage for everything arxiv-herald remembers."""
 

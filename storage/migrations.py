@@ -210,3 +210,60 @@ def m200_seed_sources_follows(db: Database) -> None:
         },
         pk=("subscription_id", "key"),
     )
+
+
+@migrations()
+def m400_ask(db: Database) -> None:
+    # Ask the paper: each paper version's full text (pages as compressed JSON), answers cached
+    # per (paper version, model, prompt, normalised question), the turns of each conversation
+    # (platform, chat, thread), and which paper an answer message is about.
+    db.table("paper_texts").create(
+        {
+            "paper_id": str,
+            "version": int,
+            "pages": bytes,
+            "page_count": int,
+            "chars": int,
+            "pdf_bytes": int,
+            "created_at": str,
+        },
+        pk=("paper_id", "version"),
+    )
+    db.table("ask_answers").create(
+        {
+            "key": str,
+            "paper_id": str,
+            "version": int,
+            "model": str,
+            "question": str,
+            "text": str,
+            "found": int,
+            "sources": str,  # JSON [[page, quote], ...]
+            "tokens_in": int,
+            "tokens_out": int,
+            "created_at": str,
+        },
+        pk="key",
+    )
+    db.table("ask_turns").create(
+        {
+            "id": int,
+            "platform": str,
+            "chat": str,
+            "thread": str,
+            "user": str,
+            "paper_id": str,
+            "question": str,
+            "answer": str,
+            "day": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("ask_turns").create_index(["platform", "chat", "thread"])
+    db.table("ask_turns").create_index(["platform", "chat", "day"])
+    db.table("paper_messages").create(
+        {"platform": str, "chat": str, "message_id": str, "paper_id": str, "thread": str},
+        pk=("platform", "chat", "message_id"),
+    )
+    db.table("deliveries").create_index(["message_id"], if_not_exists=True)

@@ -13,17 +13,19 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.slack.adapter import EVENTS_PATH, SlackAdapter
-from adapters.slack.blocks import ITEM_EVENT, SUMMARY_EVENT
+from adapters.slack.blocks import ANSWER_EVENT, ITEM_EVENT, SUMMARY_EVENT
 from adapters.slack.files import download, may_carry_token
 from bot.app import App, build
 from bot.config import Config
@@ -40,10 +42,12 @@ from tests.fakes.slack import (
     PAPERS_CHANNEL,
     FakeSlack,
     block_action_body,
+    event_callback_body,
     sign_request,
     slash_command_body,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "test-signing-secret"
 THE_DAY = dt.date.fromisoformat(DAY)
 BOB = "U0BOB"  # in the workspace, not in #general
@@ -789,3 +793,144 @@ async def test_the_token_goes_only_to_slack_and_a_refused_download_is_answered(m
         assert await download(good_url, "xoxb-test") == data
         assert not may_carry_token("https://evil.example/slack.com/x", fake.api_url)
         assert may_carry_token("https://files.slack.com/files-pri/T-F/x", "https://slack.com/api/")
+
+
+# -- questions in a paper's thread (bot.ask) -------------------------------------------------
+ASK_WORKING = "⏳ Reading the paper for your question …"
+
+
+def about_words(engine: Engine, paper_id: str) -> str:
+    """A question sharing words with the paper (its title's three longest words)."""
+    paper = engine.store.get_paper(paper_id)
+    assert paper is not None
+    words = sorted(paper.title.replace(":", " ").split(), key=len, reverse=True)[:3]
+    return f"What does it say about {' '.join(words)}?"
+
+
+def bot_replies(fake: FakeSlack, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+    """The bot's answers in a thread (blocks as text), oldest first."""
+    return [
+        m
+        for m in fake.thread(channel, thread_ts)
+        if m.get("bot_id") and m["ts"] != thread_ts and "❓" in json.dumps(m, ensure_ascii=False)
+    ]
+
+
+async def wait_answers(fake: FakeSlack, channel: str, thread_ts: str, n: int) -> list[str]:
+    assert await fake.wait_until_async(
+        lambda: len(bot_replies(fake, channel, thread_ts)) >= n, 10
+    ), fake.ephemerals
+    return [
+        json.dumps(m["blocks"], ensure_ascii=False) for m in bot_replies(fake, channel, thread_ts)
+    ]
+
+
+async def test_a_question_in_a_digest_thread_is_answered_in_the_thread(make, fake, slow_llm):
+    """Socket Mode ``message`` events: a question in a digest's thread names its paper; a
+    follow-up there carries the earlier turn; people talking get no answer; a /summarize
+    card's thread is about its paper (Slack metadata)."""
+    engine, adapter = make(slow_llm)
+    slow_llm.latency = 0
+    sub = subscribe(engine, max_papers=2)
+    async with running(adapter):
+        await deliver(engine.store, adapter, today(engine, sub))
+        header = fake.top_level(GENERAL_CHANNEL)[0]
+        pid = papers_posted(fake, GENERAL_CHANNEL)[0]
+        eid = await asyncio.to_thread(
+            fake.push_thread_reply,
+            GENERAL_CHANNEL,
+            HUMAN_USER_ID,
+            f"<@{adapter.bot_user_id}> {pid} {about_words(engine, pid)}",
+            header["ts"],
+        )
+        ack = await fake.wait_for_ack_async(eid, 5)
+        assert not ack["late"]
+        (first,) = await wait_answers(fake, GENERAL_CHANNEL, header["ts"], 1)
+        assert "The paper says" in first and "(p. " in first
+        assert re.search(r"Sources:\\n• p\. \d+: “", first), first  # JSON: \\n
+        working = [e for e in fake.ephemerals if e["text"] == ASK_WORKING]
+        assert working and working[0]["thread_ts"] == header["ts"]
+        assert working[0]["user"] == HUMAN_USER_ID
+
+        # People talking in the thread: no answer; a follow-up question: answered, with the
+        # earlier turn.
+        await asyncio.to_thread(
+            fake.push_thread_reply, GENERAL_CHANNEL, HUMAN_USER_ID, "nice one", header["ts"]
+        )
+        await asyncio.to_thread(
+            fake.push_thread_reply,
+            GENERAL_CHANNEL,
+            BOB,
+            "And which datasets do they use?",
+            header["ts"],
+        )
+        answers = await wait_answers(fake, GENERAL_CHANNEL, header["ts"], 2)
+        assert "Following up on" in answers[1]
+        assert len(answers) == 2
+
+        # A /summarize card: its thread is about its paper.
+        await slash(fake, "/summarize", pid)
+        assert await fake.wait_until_async(lambda: len(fake.top_level(GENERAL_CHANNEL)) == 2)
+        card = fake.top_level(GENERAL_CHANNEL)[-1]
+        await asyncio.to_thread(
+            fake.push_thread_reply,
+            GENERAL_CHANNEL,
+            HUMAN_USER_ID,
+            about_words(engine, pid),
+            card["ts"],
+        )
+        (on_card,) = await wait_answers(fake, GENERAL_CHANNEL, card["ts"], 1)
+        assert "The paper says" in on_card
+    assert fake.requests_for("conversations.replies")  # the card's metadata was read
+
+
+async def test_ask_command_and_a_follow_up_over_signed_http(make, fake, slow_llm):
+    """HTTP mode: ``/arxiv ask`` is acked with its working text and answered in the channel;
+    a signed ``message`` event in the answer's thread is a follow-up."""
+    engine, adapter = make(slow_llm, **{"slack.mode": "http"})
+    slow_llm.latency = 0
+    pid = engine.digest(THE_DAY).items[0].paper.id
+    await adapter.connect()
+    app = web.Application()
+    app.add_routes(adapter.web_routes())
+    async with TestClient(TestServer(app)) as client:
+        url = fake.new_response_url(channel_id=GENERAL_CHANNEL, user_id=HUMAN_USER_ID)
+        body = slash_command_body(
+            "/arxiv", f"ask {pid} <!channel> {about_words(engine, pid)}", response_url=url
+        )
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        resp = await client.post(
+            EVENTS_PATH, data=body, headers={**form, **sign_request(body, SIGNING_SECRET)}
+        )
+        assert resp.status == 200 and ASK_WORKING in await resp.text()
+        assert await fake.wait_until_async(lambda: len(fake.top_level(GENERAL_CHANNEL)) == 1)
+        (posted,) = fake.top_level(GENERAL_CHANNEL)
+        assert posted["metadata"] == {
+            "event_type": ANSWER_EVENT,
+            "event_payload": {"paper": pid, "user": HUMAN_USER_ID},
+        }
+        blocks = json.dumps(posted["blocks"], ensure_ascii=False)
+        assert f"asked by <@{HUMAN_USER_ID}>" in blocks and "Sources:" in blocks
+        assert "❓ &lt;!channel&gt; What does" in blocks and "<!channel>" not in blocks
+
+        event = fake.post_as_user(
+            GENERAL_CHANNEL, HUMAN_USER_ID, "how does it compare?", thread_ts=posted["ts"]
+        )
+        body = event_callback_body(event)
+        headers = {"Content-Type": "application/json", **sign_request(body, SIGNING_SECRET)}
+        assert (await client.post(EVENTS_PATH, data=body, headers=headers)).status == 200
+        forged = {"Content-Type": "application/json", **sign_request(body, "nope")}
+        assert (await client.post(EVENTS_PATH, data=body, headers=forged)).status == 401
+        (follow,) = await wait_answers(fake, GENERAL_CHANNEL, posted["ts"], 1)
+        assert "Following up on" in follow
+        # The same event delivered again (Slack retries) is not answered twice.
+        assert (await client.post(EVENTS_PATH, data=body, headers=headers)).status == 200
+        assert len(bot_replies(fake, GENERAL_CHANNEL, posted["ts"])) == 1
+    await adapter.disconnect()
+
+
+def test_the_manifest_asks_for_thread_messages() -> None:
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yaml").read_text(encoding="utf-8"))
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"message.channels", "message.groups"} <= events
+    assert {"channels:history", "groups:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])

@@ -157,6 +157,13 @@ class Bot:
         await self.idle()
         assert len(self.fake.messages(chat, include_deleted=True)) == before, text
 
+    async def silent_reply(self, chat: int, user: int, text: str, to: int) -> None:
+        """Like :meth:`silent`, for a reply to message ``to``."""
+        before = len(self.fake.messages(chat, include_deleted=True))
+        assert self.fake.push_message(chat, user, text, reply_to_message_id=to) is not None
+        await self.idle()
+        assert len(self.fake.messages(chat, include_deleted=True)) == before, text
+
     async def press(self, chat: int, user: int, message_id: int, data: str) -> dict[str, Any]:
         """Tap an inline button; returns the answerCallbackQuery the bot made."""
         qid = self.fake.push_callback(chat, user, message_id, data)
@@ -1126,3 +1133,102 @@ async def test_a_file_telegram_will_not_hand_over(
             bot, PRIVATE, PRIVATE, "lib.bib", (LIBRARY / "zotero_export.bib").read_bytes()
         )
         assert msg.text == "I could not download lib.bib; please send it again in a moment."
+
+
+# -- questions about a paper (bot.ask) -----------------------------------------------------------
+ASK_WORKING = "⏳ Reading the paper for your question …"
+
+
+async def ask_reply(bot: Bot, chat: int, user: int, text: str, to: int) -> StoredMessage:
+    """``user`` replies ``text`` to message ``to``; the bot's "working…" message, once the
+    answer is edited into it."""
+    before = len(bot.fake.messages(chat))
+    uid = bot.fake.push_message(chat, user, text, reply_to_message_id=to)
+    assert uid is not None, "the fake did not deliver the reply"
+    asked = bot.fake.pushed_updates[uid]["message"]["message_id"]
+    (working,) = await bot.fake.wait_for_async(
+        lambda: [m for m in bot.fake.messages(chat)[before:] if m.from_bot]
+    )
+    assert posted(working) == ASK_WORKING and working.reply_to == asked
+    return await bot.edited(working)
+
+
+def question_about(bot: Bot, paper_id: str) -> str:
+    paper = bot.store.get_paper(paper_id)
+    assert paper is not None
+    words = sorted(paper.title.replace(":", " ").split(), key=len, reverse=True)[:3]
+    return f"What does it say about {' '.join(words)}?"
+
+
+async def test_a_reply_to_a_paper_is_a_question_answered_from_its_full_text(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(openai=fake_openai)
+    async with running(cfg, fake) as bot:
+        sub = subscribe(bot.store, GROUP)
+        report = await bot.deliver(todays_digest(bot.engine, sub))
+        assert report.sent == 4
+        header, first, *_ = fake.messages(GROUP)
+        paper_id = bot.store.deliveries(sub.id, bot.engine.latest_day())[1].paper_id
+
+        # A member replies to a paper's message: "working…", then the answer edited in.
+        answer = await ask_reply(
+            bot, GROUP, MEMBER, question_about(bot, paper_id), first.message_id
+        )
+        assert answer.text.startswith("❓ What does it say about")
+        assert "The paper says" in answer.text and "(p. " in answer.text
+        assert re.search(r"\nSources:\n• p\. \d+: “", answer.text)
+
+        # A reply to the answer is a follow-up that carries the first turn.
+        follow = await ask_reply(bot, GROUP, ADMIN, "And how is it evaluated?", answer.message_id)
+        assert "Following up on" in follow.text
+        assert [m["role"] for m in fake_openai.prompts[-1]["messages"]] == [
+            "system",
+            "user",
+            "assistant",
+            "user",
+        ]
+
+        # A reply to the header names no paper: asked how to name it; chatter: no answer.
+        which = await ask_reply(bot, GROUP, MEMBER, "what is new here?", header.message_id)
+        assert which.text.startswith("Which paper is your question about?")
+        await bot.silent_reply(GROUP, MEMBER, "thanks!", header.message_id)
+    assert fake_openai.requests == 2
+
+
+async def test_ask_command_then_a_reply_to_its_answer(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(openai=fake_openai)
+    async with running(cfg, fake) as bot:
+        paper_id = "2601.19278"
+        (working,) = await bot.say(
+            PRIVATE, PRIVATE, f"/ask https://arxiv.org/abs/{paper_id} what speedup over EAGLE3?"
+        )
+        assert posted(working) == ASK_WORKING
+        answer = await bot.edited(working)
+        assert "2.03x--3.44x" in answer.text and "\nSources:\n• p. " in answer.text
+        follow = await ask_reply(
+            bot, PRIVATE, PRIVATE, "how is drafting latency reduced?", answer.message_id
+        )
+        assert 'Following up on "what speedup over EAGLE3?"' in follow.text
+        # Bad input: a clear message edited in, no LLM call.
+        (working,) = await bot.say(PRIVATE, PRIVATE, f"/ask {paper_id} " + "why " * 200)
+        refused = await bot.edited(working)
+        assert refused.text.startswith("That question is 799 characters long")
+        # A /summarize card (no buttons: this chat is not subscribed) takes questions too.
+        card = await bot.edited((await bot.say(PRIVATE, PRIVATE, f"/summarize {paper_id}"))[0])
+        assert card.reply_markup is None
+        on_card = await ask_reply(
+            bot, PRIVATE, PRIVATE, "where is the code released?", card.message_id
+        )
+        assert on_card.text.startswith("❓ where is the code released?\n📄 DART")
+    assert fake_openai.requests == 4  # two answers, one summary, one answer on the card

@@ -39,13 +39,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import PLATFORM, SlackSection
 from adapters.slack.blocks import (
+    ANSWER_EVENT,
     ARXIV_COMMAND,
     SUMMARIZE_COMMAND,
     SUMMARY_EVENT,
     Message,
     metadata_matches,
+    paper_of,
     parse_action,
     parse_slash,
+    parse_thread_message,
+    render_answer,
     render_card,
     render_header,
     render_item,
@@ -54,7 +58,7 @@ from adapters.slack.blocks import (
 )
 from adapters.slack.files import FileImports
 from bot.cards import RATE_DOWN, RATE_UP
-from bot.commands import GENERIC_ERROR
+from bot.commands import GENERIC_ERROR, make_command
 from bot.config import Config, secret
 from bot.core import Core
 from bot.delivery import HEADER
@@ -204,6 +208,10 @@ class SlackAdapter:
         self._listening = False
         self.bot_id: str | None = None
         self.bot_user_id: str | None = None
+        # Questions in threads (bot.ask): the paper each thread hangs off, and the events
+        # already handled (Slack redelivers an event it thinks was missed).
+        self._thread_papers: dict[tuple[str, str], str | None] = {}
+        self._seen_messages: dict[tuple[str, str], None] = {}
 
     # -- adapter lifecycle ---------------------------------------------------------------------
     @property
@@ -324,8 +332,12 @@ class SlackAdapter:
         async def on_error(error: Exception, body: dict[str, Any]) -> None:
             log.error("Slack listener failed: %r (payload type %s)", error, body.get("type"))
 
+        async def on_message(event: dict[str, Any]) -> None:
+            self._spawn(self._run_thread_message(event))
+
         app.command(ARXIV_COMMAND)(on_command)
         app.command(SUMMARIZE_COMMAND)(on_command)
+        app.event("message")(on_message)
         app.action(RATE_UP)(on_rate)
         app.action(RATE_DOWN)(on_rate)
         app.error(on_error)
@@ -343,7 +355,9 @@ class SlackAdapter:
             if self.core.needs_admin_check(cmd):
                 cmd = dataclasses.replace(cmd, is_admin=await self.is_admin(cmd.chat, cmd.user))
             reply = await self.core.handle(cmd, self)
-            if reply.card is not None and not reply.error:
+            if reply.data.get("ask") and not reply.error:
+                await self._post_answer(cmd, reply, respond)
+            elif reply.card is not None and not reply.error:
                 await self._post_card(cmd, reply.card, reply.text, respond)
             elif reply.text:
                 await self._respond(respond, reply.text, ephemeral=reply.ephemeral or reply.error)
@@ -420,6 +434,119 @@ class SlackAdapter:
             )
         except Exception:
             log.exception("cannot answer through response_url")
+
+    # -- questions about a paper (bot.ask) ------------------------------------------------------
+    async def _post_answer(
+        self, cmd: Command, reply: Reply, respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        """An answer to ``/arxiv ask``, in the channel: its thread is where follow-ups go."""
+        paper = reply.data["ask"]["paper"]
+        message = render_answer(
+            reply.text,
+            note=f"asked by <@{cmd.user}>",
+            metadata={
+                "event_type": ANSWER_EVENT,
+                "event_payload": {"paper": paper, "user": cmd.user},
+            },
+        )
+        try:
+            sent = await self._post(cmd.chat, message)
+        except DeliveryError as exc:
+            # Not in this conversation: response_url still reaches it (without a thread).
+            log.info(
+                "cannot post the answer into %s (%s); answering through response_url", cmd.chat, exc
+            )
+            try:
+                await respond(
+                    text=message["text"], blocks=message["blocks"], response_type="in_channel"
+                )
+            except Exception:
+                log.exception("cannot answer /arxiv ask through response_url either")
+            return
+        await self.core.answered(PLATFORM, cmd.chat, sent["ts"], reply)
+
+    async def _run_thread_message(self, event: dict[str, Any]) -> None:
+        """A reply in a thread: a question about the thread's paper is answered there."""
+        msg = parse_thread_message(event, self.bot_user_id)
+        if msg is None or not self.core.may_be_question(msg.text, addressed=msg.addressed):
+            return
+        if not self._first_delivery(msg.channel, msg.ts):
+            return
+        try:
+            about = await self._thread_paper(msg.channel, msg.thread_ts)
+            question = await self.core.question_in_thread(
+                PLATFORM,
+                msg.channel,
+                msg.user,
+                msg.thread_ts,
+                msg.text,
+                about=about,
+                addressed=msg.addressed,
+            )
+            if question is None:
+                return
+            working = self.core.working_text(make_command(PLATFORM, msg.channel, msg.user, "ask"))
+            if working:
+                await self._tell(msg.channel, msg.user, msg.thread_ts, working, fallback=False)
+            reply = await self.core.ask(question)
+            if reply.error:
+                await self._tell(msg.channel, msg.user, msg.thread_ts, reply.text)
+                return
+            sent = await self._post(msg.channel, render_answer(reply.text), thread_ts=msg.thread_ts)
+            await self.core.answered(PLATFORM, msg.channel, sent["ts"], reply)
+        except asyncio.CancelledError:
+            raise
+        except DeliveryError as exc:
+            log.warning("cannot answer a question in %s/%s: %s", msg.channel, msg.thread_ts, exc)
+        except Exception:
+            log.exception("a question in %s/%s failed", msg.channel, msg.thread_ts)
+
+    def _first_delivery(self, channel: str, ts: str) -> bool:
+        key = (channel, ts)
+        if key in self._seen_messages:
+            return False
+        self._seen_messages[key] = None
+        if len(self._seen_messages) > 4096:
+            self._seen_messages.pop(next(iter(self._seen_messages)))
+        return True
+
+    async def _thread_paper(self, channel: str, thread_ts: str) -> str | None:
+        """The paper a thread hangs off (``""``: a digest's header; None: not ours): the core
+        knows digests and answers; anything else (a /summarize card) says so in its metadata."""
+        ref = await self.core.paper_for_message(PLATFORM, channel, thread_ts)
+        if ref is not None:
+            return ref.paper_id
+        key = (channel, thread_ts)
+        if key in self._thread_papers:
+            return self._thread_papers[key]
+        try:
+            page = await self.client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=1, include_all_metadata=True
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("cannot read the parent of thread %s/%s: %s", channel, thread_ts, exc)
+            return None
+        parent: dict[str, Any] = next(iter(page.get("messages") or []), {})
+        paper = paper_of(parent) if parent and self._ours(parent) else None
+        if len(self._thread_papers) > 4096:
+            self._thread_papers.clear()
+        self._thread_papers[key] = paper
+        return paper
+
+    async def _tell(
+        self, channel: str, user: str, thread_ts: str, text: str, *, fallback: bool = True
+    ) -> None:
+        """A note only ``user`` sees, in the thread; when Slack refuses that, posted in the
+        thread for everyone (``fallback``) or dropped."""
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, text=reply_text(text)
+            )
+            return
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("cannot post an ephemeral note in %s (%s)", channel, exc)
+        if fallback:
+            await self._post(channel, {"text": reply_text(text)}, thread_ts=thread_ts)
 
     # -- ratings ---------------------------------------------------------------------------------
     async def _run_rating(

@@ -23,6 +23,7 @@ Message = dict[str, Any]  # keyword arguments for chat.postMessage (text, blocks
 PLATFORM = "slack"
 ITEM_EVENT = "arxiv_herald_item"  # metadata event_type on every digest message
 SUMMARY_EVENT = "arxiv_herald_summary"  # metadata event_type on /summarize answers
+ANSWER_EVENT = "arxiv_herald_answer"  # metadata event_type on /arxiv ask answers
 RATE_BLOCK = "arxiv_rate"
 ARXIV_COMMAND, SUMMARIZE_COMMAND = "/arxiv", "/summarize"
 
@@ -345,3 +346,60 @@ def metadata_matches(
         and p.get("paper") == paper_id
         and int(p.get("part") or 1) == 1
     )
+
+
+# -- questions in a paper's thread (bot.ask) ------------------------------------------------------
+def render_answer(
+    text: str, *, note: str | None = None, metadata: dict[str, Any] | None = None
+) -> Message:
+    """An answer to a question about a paper (the core's text, with the LLM's Markdown) as one
+    message; ``note`` is trusted mrkdwn shown above it (who asked)."""
+    blocks = [context(note)] if note else []
+    blocks += [section(piece) for piece in split_text(summary_mrkdwn(text), SECTION_MAX)]
+    msg: Message = {"text": clip_escaped(text, FALLBACK_MAX), "blocks": blocks[:MAX_BLOCKS]}
+    if metadata is not None:
+        msg["metadata"] = metadata
+    return msg
+
+
+def paper_of(message: dict[str, Any]) -> str | None:
+    """The paper one of our messages is about, from its metadata (``""``: a digest's header);
+    None when it carries none of ours."""
+    md = message.get("metadata") or {}
+    if md.get("event_type") not in (ITEM_EVENT, SUMMARY_EVENT, ANSWER_EVENT):
+        return None
+    return str((md.get("event_payload") or {}).get("paper") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """A person's reply in a thread, out of a ``message`` event."""
+
+    channel: str
+    user: str
+    ts: str
+    thread_ts: str
+    text: str  # the bot's mention removed, Slack's &amp; &lt; &gt; decoded
+    addressed: bool  # the bot was mentioned
+
+
+def parse_thread_message(event: dict[str, Any], bot_user_id: str | None) -> ThreadMessage | None:
+    """A person's message in a thread, or None for anything else (top-level messages, edits,
+    joins and other subtypes, bots' messages, empty text)."""
+    if event.get("type") != "message" or event.get("bot_id"):
+        return None
+    if event.get("subtype") not in (None, "thread_broadcast"):
+        return None
+    channel, user = event.get("channel"), event.get("user")
+    ts, thread_ts = event.get("ts"), event.get("thread_ts")
+    if not (channel and user and ts and thread_ts) or ts == thread_ts:
+        return None
+    text = str(event.get("text") or "")
+    mention = f"<@{bot_user_id}>" if bot_user_id else ""
+    addressed = bool(mention) and mention in text
+    if addressed:
+        text = text.replace(mention, " ")
+    text = " ".join(text.split()).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    if not text:
+        return None
+    return ThreadMessage(str(channel), str(user), str(ts), str(thread_ts), text, addressed)

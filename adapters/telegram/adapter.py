@@ -77,6 +77,7 @@ from adapters.telegram.render import (
     render_header,
     render_text,
 )
+from bot.commands import make_command
 from bot.config import Config, secret
 from bot.core import Core
 from bot.errors import ConfigError, DeliveryError, HeraldError
@@ -261,6 +262,20 @@ def _day_of(data: str) -> dt.date | None:
         return None
 
 
+def _paper_of(message: Message) -> str | None:
+    """The paper a message of ours is about, from its rating buttons (the last part of a long
+    card carries them); None when it has none."""
+    markup = message.reply_markup
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            rating = decode_rating(
+                button.callback_data if isinstance(button.callback_data, str) else None
+            )
+            if rating is not None:
+                return rating[1]
+    return None
+
+
 def _host(url: str) -> str:
     """Where a URL points, without its path (which may hold the token)."""
     parts = urlsplit(url)
@@ -321,6 +336,8 @@ class TelegramAdapter:
         self.app.add_handler(MessageHandler(filters.COMMAND & only_new, self._on_other_command))
         self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
         self.app.add_handler(MessageHandler(filters.Document.ALL & only_new, self._on_document))
+        replies = filters.REPLY & filters.TEXT & ~filters.COMMAND & only_new
+        self.app.add_handler(MessageHandler(replies, self._on_reply))  # questions (bot.ask)
         self.app.add_handler(CallbackQueryHandler(self._on_button))
         self.app.add_error_handler(self._on_error)
 
@@ -692,6 +709,8 @@ class TelegramAdapter:
             await self._post(
                 chat_id, chunk, reply_to=working.message_id, keyboard=buttons if last else None
             )
+        if reply.data.get("ask") or reply.card is not None:  # replies to it ask about it
+            await self.core.answered(PLATFORM, cmd.chat, str(working.message_id), reply)
 
     async def _answer(self, message: Message, text: str, reply_to: str | None = None) -> None:
         """A plain reply; in groups as a reply to the command, so it is clear whose it was."""
@@ -701,6 +720,50 @@ class TelegramAdapter:
         for chunk in render_text(text):
             await self._post(message.chat_id, chunk, reply_to=to)
             to = None
+
+    async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A reply to one of our messages about a paper (a digest item, a card, an answer) is
+        a question about it: "working…" at once, the answer edited in."""
+        message = update.message
+        target = message.reply_to_message if message is not None else None
+        if message is None or not message.text or target is None:
+            return
+        if target.from_user is None or target.from_user.id != self.bot.id:
+            return  # a reply to a person
+        if target.forum_topic_created is not None or (
+            message.is_topic_message and message.message_thread_id == target.message_id
+        ):
+            return  # a plain message in a forum topic "replies" to the topic's first message
+        chat = str(message.chat_id)
+        user = message.from_user
+        who = str(user.id) if user is not None else chat
+        text = re.sub(rf"@{re.escape(self.bot.username)}\b", " ", message.text, flags=re.I)
+        ref = await self.core.paper_for_message(PLATFORM, chat, str(target.message_id))
+        about = ref.paper_id if ref is not None else _paper_of(target)
+        thread = (ref.thread if ref is not None else None) or str(target.message_id)
+        question = await self.core.question_in_thread(
+            PLATFORM, chat, who, thread, text, about=about, addressed=True
+        )
+        if question is None:
+            return
+        newest = message.message_id
+        try:
+            working_text = self.core.working_text(make_command(PLATFORM, chat, who, "ask"))
+            working = await self._post(
+                message.chat_id, escape(working_text or "⏳"), reply_to=message.message_id
+            )
+            newest = working.message_id
+            reply = await self.core.ask(question)
+            chunks = render_text(reply.text)
+            await self._edit(message.chat_id, working.message_id, chunks[0], None)
+            for chunk in chunks[1:]:
+                sent = await self._post(message.chat_id, chunk, reply_to=working.message_id)
+                newest = sent.message_id
+            await self.core.answered(PLATFORM, chat, str(working.message_id), reply)
+        except DeliveryError as exc:
+            log.warning("could not answer a question in Telegram chat %s: %s", chat, exc)
+        finally:
+            await self.core.seen(PLATFORM, chat, newest)  # see _on_command
 
     async def _is_admin(self, message: Message) -> bool:
         """Private chats belong to their user; in groups: telegram.admins or a chat admin."""

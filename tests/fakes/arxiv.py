@@ -15,6 +15,7 @@ Knobs (plain attributes, set them from the test thread at any time)
   ``rss_mode``   normal | empty | error | malformed | http500 | http503 | hang
   ``api_mode``   normal | http500 | http503 | hang
   ``pdf_mode``   normal | corrupt | http500 | hang
+  ``pdf_unavailable``   base ids whose PDF route answers 404, as for a paper without a PDF.
   ``retry_after``     seconds sent in ``Retry-After`` with a 503.
   ``skip_weekends``   True: Saturdays/Sundays give an empty channel, as on arXiv.
   ``links_to_self``   True: abs/pdf links in feeds point at this fake instead of arxiv.org.
@@ -374,6 +375,8 @@ class FakeArxiv(FakeServer):
         self.rss_mode = "normal"
         self.api_mode = "normal"
         self.pdf_mode = "normal"
+        #: Base ids whose PDF arXiv does not have (withdrawn, or source-only): 404 like arXiv.
+        self.pdf_unavailable: set[str] = set()
         self.retry_after = 2
         self.skip_weekends = True
         self.links_to_self = links_to_self
@@ -759,7 +762,7 @@ class FakeArxiv(FakeServer):
         too_new = paper is not None and parts and parts[1] and paper.get("version")
         if too_new and parts[1] > paper_version(paper):
             paper = None  # that version does not exist
-        if paper is None or parts is None:
+        if paper is None or parts is None or paper["base_id"] in self.pdf_unavailable:
             return web.Response(
                 status=404, text=_HTML_404.format(id=ident), content_type="text/html"
             )

@@ -18,7 +18,10 @@ What it does, like the real service:
 The reply is deterministic and derived from the prompt: a Markdown summary of the paper whose
 ``Title:`` line appears in the user message, in four numbered sections, in Chinese when the
 prompt asks for it ("中文" / "Chinese"), ending with ``<!-- fake:{model}:{sha8} -->`` where
-``sha8`` is :func:`prompt_hash` of the request's model and messages.
+``sha8`` is :func:`prompt_hash` of the request's model and messages.  A question about a paper
+(page-labelled passages ``[1] (p. 3) …`` and a ``Question:`` line) gets a grounded answer
+instead: the best-overlapping passage sentence with its page, or "Not in the paper" when the
+question shares no content word with the passages (:func:`generate_answer`).
 
 Knobs (safe to set from any thread): ``latency``, ``hang``, ``reply_text``, ``reply_chars``,
 ``models``, ``api_key``, :meth:`FakeOpenAI.fail_next`, :meth:`FakeOpenAI.fail_always`.
@@ -252,8 +255,70 @@ def _first_sentence(text: str, limit: int = 160) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+# -- questions about a paper (bot.ask's prompt) -------------------------------------------------
+_PASSAGE_RE = re.compile(r"^\[(\d+)\] \(p\. (\d+)\) (.+)$")
+_QUESTION_RE = re.compile(r"^Question:\s*(.+)$")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_FUNCTION_WORDS = frozenset(
+    """about after all also and any are authors because been before but can could did does
+    doing done during each for from had has have how into its may might more most much must
+    not only other our paper said say says should some such than that the their them then
+    there these they this those through use used using was were what when where whether which
+    while who whom whose why will with would you your""".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of 3+ letters, plurals folded, function and question words dropped."""
+    out = set()
+    for w in re.findall(r"[a-z][a-z0-9-]+", text.lower()):
+        if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+            w = w[:-1]
+        if len(w) >= 3 and w not in _FUNCTION_WORDS:
+            out.add(w)
+    return out
+
+
+def question_prompt(messages: list[Any]) -> tuple[str, list[tuple[int, str]]] | None:
+    """``(question, [(page, passage), ...])`` when the last user message is a question about a
+    paper with numbered, page-labelled passages (``[1] (p. 3) …`` and ``Question: …``)."""
+    lines = _last_user_text(messages).splitlines()
+    passages = [(int(m[2]), m[3]) for ln in lines if (m := _PASSAGE_RE.match(ln.strip()))]
+    question = next((m[1] for ln in reversed(lines) if (m := _QUESTION_RE.match(ln))), None)
+    return (question.strip(), passages) if question and passages else None
+
+
+def generate_answer(model: str, messages: list[Any]) -> str:
+    """A grounded answer: the sentence of the passage that shares most content words with the
+    question, quoted with its page; "Not in the paper" when no passage shares any.  A
+    follow-up (earlier user turns in ``messages``) says which question it follows."""
+    parsed = question_prompt(messages)
+    assert parsed is not None
+    question, passages = parsed
+    want = content_words(question)
+    best: tuple[int, int, str] | None = None  # (overlap, page, sentence)
+    for page, passage in passages:
+        for sentence in _SENTENCE_RE.split(passage):
+            overlap = len(want & content_words(sentence))
+            if overlap and (best is None or overlap > best[0]):
+                best = (overlap, page, sentence.strip())
+    if best is None:
+        shown = ", ".join(sorted(want)[:4]) or "that"
+        text = f"Not in the paper: the passages do not mention {shown}."
+    else:
+        text = f'The paper says: "{best[2]}" (p. {best[1]}).'
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if len(users) > 1:
+        earlier = message_text(users[-2]).strip().splitlines()[0]
+        text = f'Following up on "{earlier}": {text}'
+    return "\n".join([text, "", marker(model, prompt_hash(model, messages))])
+
+
 def generate_reply(model: str, messages: list[Any]) -> str:
-    """The deterministic summary the fake returns for this prompt."""
+    """The deterministic summary the fake returns for this prompt (a grounded answer for a
+    question about a paper: :func:`generate_answer`)."""
+    if question_prompt(messages) is not None:
+        return generate_answer(model, messages)
     title = extract_title(messages)
     user = _last_user_text(messages)
     abstract = _abstract(user)

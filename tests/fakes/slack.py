@@ -11,7 +11,8 @@ Socket Mode
     ``apps.connections.open`` (app-level token) hands out ``ws://127.0.0.1:<port>/socket/<id>``;
     the socket sends ``hello``, answers ping frames, records acks and their latency, and can send
     ``disconnect`` messages.  Tests push slash commands / block actions / events with the same
-    envelope and payload shapes Slack uses.
+    envelope and payload shapes Slack uses; ``post_as_user`` / ``push_thread_reply`` make a
+    person write in a thread and give the ``message`` event Slack sends for it.
 
 ``response_url``
     ``new_response_url()`` returns ``<url>/response/<id>``; POSTs are stored in ``responses[id]``
@@ -1141,6 +1142,56 @@ class FakeSlack(FakeServer):
                 }
             )
         return file_id
+
+    def post_as_user(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """A person writes ``text`` in ``channel`` (in the thread of ``thread_ts`` when given):
+        the message is stored as Slack stores it, and the ``message`` event Slack sends for it
+        (``message.channels`` / ``message.groups``) is returned — push it over Socket Mode
+        with :meth:`push_event`, or POST ``event_callback_body(event)`` in HTTP mode."""
+        with self._cv:
+            channel = self._resolve_channel(channel)
+            parent = self._find(channel, thread_ts) if thread_ts else None
+            had_bot = self.bot_user_id in ((parent or {}).get("reply_users") or [])
+            stored = self._store_message(channel, {"text": text}, thread_ts=thread_ts)
+            for key in ("bot_id", "app_id", "bot_profile"):
+                stored.pop(key, None)
+            stored["user"] = user
+            root = stored.get("thread_ts")
+            top = self._find(channel, root) if root else None
+            if top is not None:
+                users = top.setdefault("reply_users", [])
+                if not had_bot and self.bot_user_id in users:
+                    users.remove(self.bot_user_id)
+                if user not in users:
+                    users.append(user)
+                top["reply_users_count"] = len(users)
+                stored["parent_user_id"] = top.get("user")
+            private = bool(self.channels.get(channel, {}).get("is_private"))
+            event: dict[str, Any] = {
+                "type": "message",
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "ts": stored["ts"],
+                "team": self.team_id,
+                "channel_type": "group" if private else "channel",
+                "event_ts": stored["ts"],
+            }
+            if root:
+                event["thread_ts"] = root
+                event["parent_user_id"] = stored.get("parent_user_id")
+            return event
+
+    def push_thread_reply(
+        self, channel: str, user: str, text: str, thread_ts: str, **kwargs: Any
+    ) -> str:
+        """:meth:`post_as_user` in a thread, and its ``message`` event pushed over Socket Mode;
+        returns the envelope id."""
+        return self.push_event(
+            self.post_as_user(channel, user, text, thread_ts=thread_ts), **kwargs
+        )
 
     def payload_of(self, envelope_id: str) -> dict[str, Any]:
         with self._cv:
