@@ -256,6 +256,19 @@ async def test_items_join_the_headers_thread_when_the_platform_names_none(engine
     assert {p.thread for p in rec.posts[1:]} == {rec.posts[0].message_id}
 
 
+async def test_items_after_a_header_found_on_the_platform_join_its_thread(
+    engine: Engine,
+) -> None:
+    sub = chat_sub(engine)
+    rec = ThreadlessAdapter(crash_after=1)  # the header went out; its ledger write did not
+    with pytest.raises(Crash):
+        await deliver(engine.store, rec, digest_for(engine, sub))
+    rec.crash_after = None
+    report = await deliver(engine.store, rec, digest_for(engine, sub))
+    assert report.complete and report.reconciled == 1 and report.sent == 6
+    assert {p.thread for p in rec.posts[1:]} == {rec.posts[0].message_id}
+
+
 async def test_a_header_found_after_a_crash_still_threads_the_items(engine: Engine) -> None:
     sub = chat_sub(engine)
     # The header goes out, then the process dies before the ledger write.

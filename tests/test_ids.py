@@ -123,6 +123,7 @@ USAGE = (
         ("", f"No arXiv id given. {USAGE}"),
         ("  <> ", f"No arXiv id given. {USAGE}"),
         ("abc", f"'abc' is not an arXiv id. {USAGE}"),
+        ("XYZ", f"'XYZ' is not an arXiv id. {USAGE}"),
         (
             "2601.1927",
             f"'2601.1927' is not a valid arXiv id: ids from 2601 have five digits after the dot. "

@@ -183,6 +183,7 @@ def test_announce_type_policy_prefers_the_strongest_listing() -> None:
         "replace",
     )
     assert eligible(every, (("cs.LG", "new"), ("cs.AI", "replace"))) == ("cs.LG", "new")
+    assert eligible(every, (("cs.AI", "replace"), ("cs.LG", "cross"))) == ("cs.LG", "cross")
     # Two listings of one type: the first (rss.arxiv.org's order) is the one shown.
     assert eligible(every, (("cs.AI", "new"), ("cs.LG", "new"))) == ("cs.AI", "new")
 
@@ -210,11 +211,15 @@ def test_papers_no_subscription_may_see_do_not_disturb_the_rest() -> None:
         Listing(paper("Robot physics", pid="2601.00001"), (("physics.bio-ph", "new"),)),
         Listing(paper("Robot arms", "Robot arms again.", pid="2601.00002"), (("cs.LG", "new"),)),
         Listing(paper("Robot chemistry", pid="2601.00003"), (("q-bio.BM", "new"),)),
-        Listing(paper("Robot legs", pid="2601.00004"), (("cs.LG", "new"),)),
+        Listing(paper("Legs", "A robot walks.", pid="2601.00004"), (("cs.LG", "new"),)),
     ]
     (items,) = rank(cands, [s])
-    assert [(i.paper.id, i.score) for i in items] == [("2601.00002", 1.5), ("2601.00004", 1.5)]
-    assert [r.text for r in items[0].reasons] == ["“robot” in title (+1.5)"]
+    assert [(i.paper.id, i.score) for i in items] == [("2601.00002", 1.5), ("2601.00004", 1.0)]
+    assert [(r.kind, r.text) for i in items for r in i.reasons] == [
+        ("title", "“robot” in title (+1.5)"),
+        ("keyword", "“robot” in abstract (+1)"),
+    ]
+    assert [i.keyword_score for i in items] == [1.5, 1.0]
     assert rank([], [s]) == [[]]
     assert rank(cands[:1], [s]) == [[]]
 
@@ -302,10 +307,11 @@ def test_ranking_leaves_the_garbage_collector_on() -> None:
 
 
 def test_keywords_from_a_chat_are_cleaned_and_checked() -> None:
-    assert parse_keywords('add rl, llm;  "speculative   decoding"') == [
+    assert parse_keywords('add rl, llm; XGBoost  "speculative   decoding"') == [
         "add",
         "rl",
         "llm",
+        "XGBoost",
         "speculative decoding",
     ]
     assert check_keyword("  mixture   of  experts ") == "mixture of experts"
