@@ -151,6 +151,9 @@ def main() -> None:
             "SLACK_APP_TOKEN": "xapp-test",
             "TELEGRAM_BOT_TOKEN": tg.token,
             "NO_PROXY": "127.0.0.1,localhost",
+            # `python -m bot` from a temporary directory: measure this checkout, not whatever
+            # copy of the project is installed in the environment.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         db = tmp / "herald.db"
         # 1. Idle: every subscription's digest time is still ahead, so nothing is due.

@@ -90,6 +90,9 @@ def parse_arxiv_id(text: str) -> ArxivId:
         month = int(yymm[2:])
         if not 1 <= month <= 12:
             raise InvalidArxivId(f"'{raw}' has month {yymm[2:]}, which does not exist. {USAGE}")
+        # Checked first: for an id from before April 2007 the digit counts below say nothing.
+        if yymm < "0704":
+            raise InvalidArxivId(f"'{raw}' is not a valid arXiv id. {USAGE}")
         # Four-digit numbers were used from 0704 to 1412, five digits from 1501 on.
         if len(num) == 4 and not ("0704" <= yymm <= "1412"):
             raise InvalidArxivId(
@@ -101,8 +104,6 @@ def parse_arxiv_id(text: str) -> ArxivId:
                 f"'{raw}' is not a valid arXiv id: ids before 1501 have four digits after "
                 f"the dot. {USAGE}"
             )
-        if yymm < "0704":
-            raise InvalidArxivId(f"'{raw}' is not a valid arXiv id. {USAGE}")
         return ArxivId(f"{yymm}.{num}", _version(m["v"], raw))
     m = _OLD.fullmatch(candidate)
     if m and m["archive"] in OLD_ARCHIVES:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,16 +22,44 @@ from tests.fakes.arxiv import FakeArxiv
 REPO = Path(__file__).resolve().parents[1]
 
 
+def python(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter that imports this checkout's code, wherever it runs.
+
+    Not the ``herald`` console script: that imports whatever copy of the project was installed
+    into the environment (a non-editable install from before the last edit, or another
+    worktree), so a test would pass or fail on code other than the code under test.
+    """
+    path = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {}), "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
+
+
 def herald(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script, as a user would."""
-    exe = Path(sys.executable).with_name("herald")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bot"]
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
-    )
+    """``herald ARGS`` as a user runs it: ``python -m bot`` is the same entry point."""
+    return python("-m", "bot", *args, env=env, cwd=cwd)
+
+
+def test_subprocesses_run_this_checkout(tmp_path: Path) -> None:
+    code = "import adapters, bot, bot.cli, storage; print(bot.__file__, bot.cli.__file__, "
+    code += "adapters.__file__, storage.__file__)"
+    for cwd in (tmp_path, REPO):
+        result = python("-c", code, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        files = [Path(f).resolve() for f in result.stdout.split()]
+        assert len(files) == 4
+        assert all(f.is_relative_to(REPO) for f in files), files
+    # `python -m bot` and the `herald` script are one entry point: bot.cli's click group.
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"herald": "bot.cli:main"}
+    listed = herald("--help", cwd=tmp_path)
+    assert listed.returncode == 0 and "Usage:" in listed.stdout
+    assert all(f"  {name} " in listed.stdout for name in main.commands)
 
 
 def readme_commands() -> list[str]:

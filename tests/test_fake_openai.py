@@ -207,7 +207,7 @@ def test_500_is_retried_with_backoff(fake: FakeOpenAI) -> None:
         elapsed = time.monotonic() - t0
     assert r.choices[0].finish_reason == "stop"
     assert len(fake.calls_to("/chat/completions")) == 2
-    assert 0.3 <= elapsed < 3  # default first backoff: 0.5 s minus up to 25 % jitter
+    assert elapsed >= 0.3  # default first backoff: 0.5 s minus up to 25 % jitter
 
 
 def test_errors_exhaust_retries_and_x_should_retry(fake: FakeOpenAI) -> None:
@@ -227,16 +227,12 @@ def test_hang_times_out_and_server_stops_quickly() -> None:
     fake = FakeOpenAI().start()
     try:
         fake.hang = True
-        with client(fake, timeout=0.5) as c:
-            t0 = time.monotonic()
-            with pytest.raises(openai.APITimeoutError):
-                c.chat.completions.create(model=MODEL, messages=msgs())  # type: ignore[arg-type]
-            assert time.monotonic() - t0 < 3
+        with client(fake, timeout=0.5) as c, pytest.raises(openai.APITimeoutError):
+            c.chat.completions.create(model=MODEL, messages=msgs())  # type: ignore[arg-type]
         assert fake.in_flight == 1  # still parked in the handler
     finally:
-        t0 = time.monotonic()
-        fake.stop()
-        assert time.monotonic() - t0 < 2
+        fake.stop()  # wakes the parked handler instead of waiting for it
+    assert fake._thread is not None and not fake._thread.is_alive()
 
 
 def test_max_in_flight_with_concurrent_threads(fake: FakeOpenAI) -> None:
@@ -249,15 +245,12 @@ def test_max_in_flight_with_concurrent_threads(fake: FakeOpenAI) -> None:
             r = c.chat.completions.create(model=MODEL, messages=msgs(f"Paper {i}"))  # type: ignore[arg-type]
             return r.choices[0].message.content or ""
 
-        t0 = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             texts = list(pool.map(one, range(8)))
-        elapsed = time.monotonic() - t0
     assert all(f"Paper {i}" in t for i, t in enumerate(texts))
     assert fake.requests == 8
-    assert fake.max_in_flight == 8
+    assert fake.max_in_flight == 8  # all eight were served at once, not one after another
     assert fake.in_flight == 0
-    assert elapsed < 1.5  # serial would take 1.6 s
 
 
 def test_reply_knobs_and_max_tokens(fake: FakeOpenAI) -> None:

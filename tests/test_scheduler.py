@@ -222,26 +222,42 @@ async def test_missed_ticks_run_once_when_the_scheduler_starts(
         # Three daily ticks were missed while the process was down.
         job.modify(next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
         service.scheduler.aps.resume()
-        for _ in range(200):
-            if calls:
-                break
-            await asyncio.sleep(0.025)
-        # The backlog was submitted once (coalesced) and the job now waits for tomorrow, so
-        # no further call can come before then.
-        nxt = service.scheduler.aps.get_job(digest_job_id("09:00", "UTC")).next_run_time
-        assert nxt > dt.datetime.now(dt.UTC)
+
+        def caught_up() -> bool:
+            nxt = service.scheduler.aps.get_job(digest_job_id("09:00", "UTC")).next_run_time
+            return bool(calls) and nxt > dt.datetime.now(dt.UTC)
+
+        await _until(caught_up)
+        # The scheduler submits every run of one wake-up together, before it moves the job to
+        # its next (future) time, and each run appends at once: so this is all there will be.
         assert calls == [("09:00", "UTC")]
     finally:
         service.scheduler.shutdown()
 
 
-def test_default_subscription_is_not_scheduled_for_chats(
+async def test_default_subscription_is_not_scheduled_for_chats(
     make_config: Callable[..., Config],
 ) -> None:
     cfg = make_config()
     eng = Engine(cfg)
     subs = eng.active_subscriptions()
     assert [s.platform for s in subs] == ["default"]
+    sched = Scheduler(eng.store, cfg.schedule, lambda: subs)
+    sched.start(_IdleTarget(), subs, paused=True)
+    try:
+        assert [j.id for j in sched.aps.get_jobs()] == [FETCH_JOB]
+    finally:
+        sched.shutdown()
+        eng.store.close()
+
+
+async def _until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for the state under test; fail (not hang) if it never comes."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        assert loop.time() < end, "timed out waiting for the scheduler"
+        await asyncio.sleep(0.02)
 
 
 async def test_one_chats_bad_subscription_does_not_stop_the_others(

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from bot.errors import UserError
 from bot.models import Paper, Subscription
-from bot.scoring import Listing, eligible, explain, normalize, parse_keywords, rank
+from bot.scoring import (
+    Listing,
+    check_keyword,
+    eligible,
+    explain,
+    normalize,
+    parse_keywords,
+    rank,
+)
 from tests.fakes import corpus
 
 # The original script's final keyword list (MayDomine/arxiv_rss_bot config.json).
@@ -38,6 +47,30 @@ def test_whole_words_not_substrings() -> None:
     assert reasons[0].text == "“RL” in title (+1.5)"
 
 
+@pytest.mark.parametrize(
+    ("keyword", "longer"),
+    [
+        ("RL", "RLHF"),
+        ("RL", "RLlib"),
+        ("graph", "graphene"),
+        ("graph", "subgraph"),
+        ("LLM", "LLMOps"),
+        ("attention", "attentional"),
+    ],
+)
+def test_a_keyword_never_matches_part_of_a_longer_word(keyword: str, longer: str) -> None:
+    s = sub(keywords=(keyword,), min_score=0.5)
+    inside = paper(f"{longer} at scale", f"We build on {longer}.", pid="2601.00001")
+    score, reasons = explain(inside, s)
+    assert (score, reasons) == (0, [])
+    # The same keyword standing alone (or before a hyphen) still counts, so the paper above
+    # was dropped for the longer word, not because nothing matches.
+    alone = paper(f"{keyword}-based methods", f"A study of {keyword}.", pid="2601.00002")
+    assert explain(alone, s)[0] == 1.5
+    (items,) = rank([Listing(p, (("cs.LG", "new"),)) for p in (inside, alone)], [s])
+    assert [i.paper.id for i in items] == ["2601.00002"]
+
+
 def test_phrases_match_across_hyphens_and_case_and_plurals() -> None:
     s = sub(keywords=("speculative decoding", "LLM"))
     p = paper("Faster Speculative-Decoding", "We speed up LLMs with a draft model.")
@@ -52,6 +85,31 @@ def test_phrases_match_across_hyphens_and_case_and_plurals() -> None:
     assert score == 0
 
 
+@pytest.mark.parametrize(
+    ("keyword", "plural"),
+    [
+        ("bias", "biases"),
+        ("box", "boxes"),
+        ("waltz", "waltzes"),
+        ("beam search", "beam searches"),
+        ("mesh", "meshes"),
+        ("kernel", "kernels"),
+    ],
+)
+def test_plurals_with_s_and_es(keyword: str, plural: str) -> None:
+    s = sub(keywords=(keyword,))
+    score, reasons = explain(paper("A study", f"Many {plural} here."), s)
+    assert score == 1.0
+    assert [r.text for r in reasons] == [f"“{keyword}” in abstract (+1)"]
+
+
+def test_keywords_are_normalized_like_the_text() -> None:
+    s = sub(keywords=("Speculative-Decoding", "GPT-4o"))
+    score, reasons = explain(paper("On speculative decoding", "We compare with gpt 4o."), s)
+    assert score == 2.5
+    assert [r.terms[0] for r in reasons] == ["Speculative-Decoding", "GPT-4o"]
+
+
 def test_title_weight_and_reasons_sum_to_score() -> None:
     s = sub(keywords=("attention", "sparse"), title_weight=2.0)
     score, reasons = explain(paper("Sparse attention", "Sparse attention again."), s)
@@ -62,9 +120,13 @@ def test_title_weight_and_reasons_sum_to_score() -> None:
 def test_exclude_and_mute_drop_with_a_reason() -> None:
     s = sub(keywords=("llm",), excludes=("survey",), muted=("benchmark",))
     _, reasons = explain(paper("An LLM survey"), s)
-    assert reasons[-1].kind == "exclude" and "survey" in reasons[-1].text
+    assert reasons[-1].kind == "exclude"
+    assert (reasons[-1].text, reasons[-1].weight) == ("dropped: excluded keyword “survey”", 0.0)
     _, reasons = explain(paper("An LLM benchmark"), s)
     assert reasons[-1].kind == "muted"
+    assert reasons[-1].text == "dropped: muted topic “benchmark”"
+    _, reasons = explain(paper("An LLM survey as a benchmark"), s)
+    assert reasons[-1].text == "dropped: muted topic “survey”, “benchmark”"
     cands = [
         Listing(paper("An LLM survey", pid="2601.00001"), (("cs.LG", "new"),)),
         Listing(paper("An LLM benchmark", pid="2601.00002"), (("cs.LG", "new"),)),
@@ -104,6 +166,161 @@ def test_one_pass_fans_out_to_many_subscriptions() -> None:
     cands = [Listing(paper("Diffusion policies for robot arms"), (("cs.LG", "new"),))]
     results = rank(cands, subs)
     assert [r[0].score for r in results] == [1.5, 1.5, 1.5]
+
+
+def test_announce_type_policy_prefers_the_strongest_listing() -> None:
+    every = sub(categories=("cs",), announce_types=("new", "cross", "replace", "replace-cross"))
+    assert eligible(every, (("cs.AI", "replace"), ("cs.CL", "cross"), ("cs.LG", "new"))) == (
+        "cs.LG",
+        "new",
+    )
+    assert eligible(every, (("cs.AI", "replace-cross"), ("cs.LG", "cross"))) == ("cs.LG", "cross")
+    assert eligible(every, (("cs.AI", "replace-cross"), ("cs.LG", "replace"))) == (
+        "cs.LG",
+        "replace",
+    )
+    assert eligible(every, (("cs.LG", "new"), ("cs.AI", "replace"))) == ("cs.LG", "new")
+    assert eligible(every, (("cs.AI", "replace"), ("cs.LG", "cross"))) == ("cs.LG", "cross")
+    # Two listings of one type: the first (rss.arxiv.org's order) is the one shown.
+    assert eligible(every, (("cs.AI", "new"), ("cs.LG", "new"))) == ("cs.AI", "new")
+
+
+def test_each_item_shows_the_listing_its_subscription_saw() -> None:
+    ai = sub(id=1, categories=("cs.AI",), announce_types=("new", "cross"), keywords=("robot",))
+    lg = sub(id=2, categories=("cs.LG",), keywords=("robot",))
+    cands = [
+        Listing(paper("Robot arms", pid="2601.00001"), (("cs.AI", "cross"), ("cs.LG", "new"))),
+        Listing(paper("Robot legs", pid="2601.00002"), (("cs.AI", "new"),)),
+    ]
+    got = rank(cands, [ai, lg])
+    assert [(i.paper.id, i.category, i.announce_type) for i in got[0]] == [
+        ("2601.00001", "cs.AI", "cross"),
+        ("2601.00002", "cs.AI", "new"),
+    ]
+    assert [(i.paper.id, i.category, i.announce_type) for i in got[1]] == [
+        ("2601.00001", "cs.LG", "new")
+    ]
+
+
+def test_papers_no_subscription_may_see_do_not_disturb_the_rest() -> None:
+    s = sub(keywords=("robot",))
+    cands = [
+        Listing(paper("Robot physics", pid="2601.00001"), (("physics.bio-ph", "new"),)),
+        Listing(paper("Robot arms", "Robot arms again.", pid="2601.00002"), (("cs.LG", "new"),)),
+        Listing(paper("Robot chemistry", pid="2601.00003"), (("q-bio.BM", "new"),)),
+        Listing(paper("Legs", "A robot walks.", pid="2601.00004"), (("cs.LG", "new"),)),
+    ]
+    (items,) = rank(cands, [s])
+    assert [(i.paper.id, i.score) for i in items] == [("2601.00002", 1.5), ("2601.00004", 1.0)]
+    assert [(r.kind, r.text) for i in items for r in i.reasons] == [
+        ("title", "“robot” in title (+1.5)"),
+        ("keyword", "“robot” in abstract (+1)"),
+    ]
+    assert [i.keyword_score for i in items] == [1.5, 1.0]
+    assert rank([], [s]) == [[]]
+    assert rank(cands[:1], [s]) == [[]]
+
+
+def test_already_delivered_papers_are_left_out_per_subscription() -> None:
+    a, b = sub(id=1, keywords=("robot",)), sub(id=2, keywords=("robot",))
+    cands = [
+        Listing(paper("Robot arms", pid="2601.00001"), (("cs.LG", "new"),)),
+        Listing(paper("Robot legs", pid="2601.00002"), (("cs.LG", "new"),)),
+    ]
+    got = rank(cands, [a, b], exclude_ids={1: {"2601.00001"}})
+    assert [[i.paper.id for i in items] for items in got] == [
+        ["2601.00002"],
+        ["2601.00001", "2601.00002"],
+    ]
+
+
+def test_subscriptions_sharing_keywords_and_unusable_keywords() -> None:
+    # The second subscription repeats the first one's keyword and adds its own; "++" has
+    # nothing to match and is ignored rather than breaking the index.
+    subs = [sub(id=1, keywords=("robot",)), sub(id=2, keywords=("robot", "++", "legs"))]
+    cands = [Listing(paper("Robot legs", pid="2601.00001"), (("cs.LG", "new"),))]
+    got = rank(cands, subs)
+    assert [items[0].score for items in got] == [1.5, 3.0]
+    assert [r.terms[0] for r in got[1][0].reasons] == ["robot", "legs"]
+
+
+def test_seed_and_words_subscriptions_ranked_together() -> None:
+    seed = sub(id=1, mode="seed", keywords=("RL", "sparse attention"))
+    words = sub(id=2, keywords=("RL",), min_score=1.0)
+    cands = [
+        # "rl" only inside "world": a substring for the original, no word for words mode.
+        Listing(
+            paper("World models", "We learn a world model.", pid="2601.00001"), (("cs.LG", "new"),)
+        ),
+        # The original matched across the title/abstract seam ("... sparse" + " " + "attention").
+        Listing(
+            paper("Fast and sparse", "Attention is all.", pid="2601.00002"), (("cs.LG", "new"),)
+        ),
+        Listing(paper("RL for robots", "RL again.", pid="2601.00003"), (("cs.LG", "new"),)),
+    ]
+    got_seed, got_words = rank(cands, [seed, words])
+    assert [(i.paper.id, i.score) for i in got_seed] == [  # ties keep the feed's order
+        ("2601.00001", 1.5),
+        ("2601.00003", 1.5),
+        ("2601.00002", 1.0),
+    ]
+    assert [r.text for r in got_seed[0].reasons] == ["“RL” in title (+1.5)"]
+    assert [r.text for r in got_seed[2].reasons] == ["“sparse attention” in abstract (+1)"]
+    assert [(i.paper.id, i.score) for i in got_words] == [("2601.00003", 1.5)]
+    # A ranking of seed subscriptions only (no words-mode keyword at all) works the same.
+    assert [[i.paper.id for i in items] for items in rank(cands, [seed])] == [
+        ["2601.00001", "2601.00003", "2601.00002"]
+    ]
+    for item in got_seed:
+        assert explain(item.paper, seed)[0] == item.score
+
+
+def test_many_subscriptions_rank_exactly_like_a_few() -> None:
+    """With ~100,000 subscriptions the scores are summed a block of papers at a time (to bound
+    memory); the result must be the same as ranking the interesting two alone."""
+    robot = sub(id=1, keywords=("robot",), min_score=1.0)
+    arm = sub(id=2, keywords=("arm",), excludes=("leg",), min_score=1.0)
+    titles = ["Robot arm", "Robot leg", "Arm day"]
+    cands = [
+        Listing(paper(titles[k % 3], pid=f"2601.{k:05d}"), (("cs.LG", "new"),)) for k in range(60)
+    ]
+    # Papers dropped by the ledger in the first and in later blocks.
+    exclude = {1: {"2601.00000", "2601.00057"}, 2: {"2601.00002", "2601.00048"}}
+    alone = rank(cands, [robot, arm], exclude_ids=exclude, limit=False)
+    assert [len(a) for a in alone] == [38, 38]
+    crowd = [sub(id=None, keywords=("zzz",), min_score=1.0)] * 100_001
+    crowd[1], crowd[-1] = robot, arm
+    ranked = rank(cands, crowd, exclude_ids=exclude, limit=False)
+    assert (ranked[1], ranked[-1]) == (alone[0], alone[1])
+    assert sum(map(len, ranked)) == 76
+
+
+def test_ranking_leaves_the_garbage_collector_on() -> None:
+    import gc
+
+    assert gc.isenabled()
+    rank([Listing(paper("Robot"), (("cs.LG", "new"),))], [sub(keywords=("robot",))])
+    assert gc.isenabled()
+
+
+def test_keywords_from_a_chat_are_cleaned_and_checked() -> None:
+    assert parse_keywords('add rl, llm; XGBoost  "speculative   decoding"') == [
+        "add",
+        "rl",
+        "llm",
+        "XGBoost",
+        "speculative decoding",
+    ]
+    assert check_keyword("  mixture   of  experts ") == "mixture of experts"
+    assert check_keyword("x" * 100) == "x" * 100
+    for bad, says in [
+        ("   ", "A keyword cannot be empty."),
+        ("y" * 101, f"Keyword '{'y' * 40}…' is 101 characters long; keep it under 100."),
+        ("++", "Keyword '++' has no letters or digits to match."),
+    ]:
+        with pytest.raises(UserError) as err:
+            check_keyword(bad)
+        assert str(err.value) == says
 
 
 def test_parse_keywords_keeps_quoted_phrases() -> None:

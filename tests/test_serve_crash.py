@@ -261,6 +261,7 @@ def test_herald_run_delivers_due_digests_to_chats_once(
     serve_env: tuple[dict[str, str], Path], fake_slack: FakeSlack
 ) -> None:
     env, cwd = serve_env
+    said = []
     for _ in range(2):
         done = subprocess.run(
             [sys.executable, "-m", "bot", "run", "--no-summaries"],
@@ -271,9 +272,11 @@ def test_herald_run_delivers_due_digests_to_chats_once(
             timeout=120,
         )
         assert done.returncode == 0, done.stderr[-2000:]
+        said.append(done.stderr)
     headers, papers = papers_in_thread(fake_slack)
     assert headers == 1 and len(papers) == MAX and set(papers.values()) == {1}
-    assert "messages sent" in done.stderr or "no digest due" in done.stderr
+    assert f"{MAX + 1} messages sent" in said[0]  # the header and every paper, once
+    assert "chats: no digest due" in said[1]
 
 
 # -- Telegram: no history to read; unsure messages are found by their own keyboard -------------
