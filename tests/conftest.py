@@ -93,7 +93,9 @@ def config_dict(
         api_url=arxiv.api_url,
         pdf_url=arxiv.pdf_url_template,
         request_interval_s=0.05,
-        timeout_s=5,
+        # Generous: a loaded CI machine must not turn a slow answer into a failed fetch.
+        # Tests of hung servers set their own short timeouts.
+        timeout_s=30,
         retries=1,
     )
     data["outputs"] = {
@@ -107,7 +109,7 @@ def config_dict(
         data["summaries"].update(
             base_url=openai.base_url,
             api_key_env="HERALD_TEST_LLM_KEY",
-            timeout_s=5,
+            timeout_s=30,
             max_retries=1,
         )
     else:
