@@ -2,6 +2,7 @@
 
 from storage.base import StoreError
 from storage.db import Store
+from storage.installations import AppInstallation
 from storage.records import (
     FetchRecord,
     JobRecord,
@@ -14,6 +15,7 @@ from storage.records import (
 )
 
 __all__ = [
+    "AppInstallation",
     "FetchRecord",
     "JobRecord",
     "LedgerRow",

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from storage.base import StoreError
+from storage.installations import InstallationsStore
 from storage.jobs import JobsStore
 from storage.ledger import LedgerStore
 from storage.migrations import migrations
@@ -26,7 +27,15 @@ from storage.subscriptions import SubscriptionsStore
 from storage.summaries import SummariesStore
 
 
-class Store(PapersStore, SubscriptionsStore, LedgerStore, SummariesStore, RatingsStore, JobsStore):
+class Store(
+    PapersStore,
+    SubscriptionsStore,
+    LedgerStore,
+    SummariesStore,
+    RatingsStore,
+    JobsStore,
+    InstallationsStore,
+):
     """SQLite-backed storage for everything arxiv-herald remembers."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
