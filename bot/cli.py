@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.commands import Commands
     from bot.engine import Engine
     from bot.models import Digest
+    from storage import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("herald")
@@ -323,6 +324,28 @@ def status(state: State) -> None:
         click.echo("deactivated chats:")
         for s in dead:
             click.echo(f"  {s.label}: {s.deactivated_reason}")
+    _installed_workspaces(store)
+
+
+def _installed_workspaces(store: Store) -> None:
+    """The workspaces apps were installed in through OAuth, and what became of each."""
+    from bot.installations import Installations
+
+    by_platform: dict[str, list[str]] = {}
+    for inst in Installations(store).workspaces():
+        name = inst.team_name or inst.enterprise_name
+        label = f"{name} ({inst.workspace})" if name else inst.workspace
+        if inst.live:
+            installed = dt.datetime.fromtimestamp(inst.installed_at, dt.UTC)
+            state = f"installed {installed:%Y-%m-%d %H:%M} UTC"
+        else:
+            when = inst.removed_at.replace("T", " ")[:16] + " UTC" if inst.removed_at else "?"
+            state = f"removed {when}: {inst.removed_reason or 'its tokens were revoked'}"
+        by_platform.setdefault(inst.platform, []).append(f"  {label}: {state}")
+    for platform, lines in by_platform.items():
+        click.echo(f"installed workspaces ({platform}):")
+        for line in lines:
+            click.echo(line)
 
 
 @main.command()

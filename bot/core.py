@@ -22,6 +22,7 @@ from bot.ask import Question, may_be_question
 from bot.cards import one_line, rating_buttons
 from bot.commands import COMMANDS, GENERIC_ERROR, Commands, Registry, help_text
 from bot.delivery import Deliverer, report_text
+from bot.installations import Installations
 from bot.library import is_library_name
 from bot.models import Button, Command, Reply
 from bot.platform import Sender
@@ -45,6 +46,10 @@ class Core:
         self.registry: Registry = COMMANDS
         self._workers = workers
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Apps installed into many workspaces (OAuth) keep their tokens here.
+        self.installations = Installations(
+            engine.store, run=self._run, on_change=commands.on_change
+        )
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # A pool of our own: 50 people asking for summaries at once must not queue behind
@@ -178,6 +183,14 @@ class Core:
         if sub is None or not sub.active:
             return "This chat is not subscribed."
         return self.commands.describe(sub)
+
+    async def chats(self, platform: str) -> list[str]:
+        """The chats of ``platform`` that have a subscription (active or not)."""
+        return await self._run(self._chats, platform)
+
+    def _chats(self, platform: str) -> list[str]:
+        subs = self.engine.store.list_subscriptions(active_only=False, platform=platform)
+        return [s.chat for s in subs]
 
     async def migrate_chat(self, platform: str, old: str, new: str) -> None:
         """A chat got a new id (a Telegram group became a supergroup): its subscription,

@@ -3,6 +3,7 @@
 from storage.ask import AskTurn, CachedAnswer, PaperRef, PaperText
 from storage.base import StoreError
 from storage.db import Store
+from storage.installations import AppInstallation
 from storage.records import (
     FetchRecord,
     FollowRecord,
@@ -16,6 +17,7 @@ from storage.records import (
 )
 
 __all__ = [
+    "AppInstallation",
     "AskTurn",
     "CachedAnswer",
     "FetchRecord",

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from storage.ask import AskStore
 from storage.base import StoreError
+from storage.installations import InstallationsStore
 from storage.jobs import JobsStore
 from storage.ledger import LedgerStore
 from storage.migrations import migrations
@@ -37,6 +38,7 @@ class Store(
     JobsStore,
     ProfileStore,
     AskStore,
+    InstallationsStore,
 ):
     """SQLite-backed storage for everything arxiv-herald remembers."""
 

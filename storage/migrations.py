@@ -267,3 +267,49 @@ def m400_ask(db: Database) -> None:
         pk=("platform", "chat", "message_id"),
     )
     db.table("deliveries").create_index(["message_id"], if_not_exists=True)
+
+
+@migrations()
+def m100_slack_installations(db: Database) -> None:
+    # Apps installed into other workspaces through OAuth ("Add to Slack"): one row per
+    # (platform, workspace), tokens cleared (and removed_at set) once the app leaves.
+    db.table("installations").create(
+        {
+            "platform": str,
+            "workspace": str,
+            "team_id": str,
+            "team_name": str,
+            "enterprise_id": str,
+            "enterprise_name": str,
+            "enterprise_url": str,
+            "is_enterprise_install": int,
+            "app_id": str,
+            "installer_id": str,
+            "bot_token": str,
+            "bot_id": str,
+            "bot_user_id": str,
+            "bot_scopes": str,
+            "bot_refresh_token": str,
+            "bot_token_expires_at": int,
+            "user_token": str,
+            "user_scopes": str,
+            "user_refresh_token": str,
+            "user_token_expires_at": int,
+            "token_type": str,
+            "incoming_webhook_url": str,
+            "incoming_webhook_channel": str,
+            "incoming_webhook_channel_id": str,
+            "incoming_webhook_configuration_url": str,
+            "installed_at": float,
+            "removed_at": str,
+            "removed_reason": str,
+        },
+        pk=("platform", "workspace"),
+        not_null={"is_enterprise_install", "installed_at"},
+        defaults={"is_enterprise_install": 0, "installed_at": 0.0},
+    )
+    # The one-time `state` of each OAuth flow begun on the install page.
+    db.table("oauth_states").create(
+        {"state": str, "platform": str, "expires_at": float}, pk="state"
+    )
+    db.table("oauth_states").create_index(["expires_at"])

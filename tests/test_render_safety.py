@@ -112,9 +112,13 @@ def test_markdown_has_no_live_links_images_or_html(
             continue  # the title link we wrote
         # anything else is a bare URL shown as itself
         assert tokens[i].markup in ("linkify", "autolink"), (href, md)
-        shown = tokens[i + 1].content.rstrip("/").casefold()
+        raw = tokens[i + 1].content
+        shown = raw.rstrip("/").casefold()
         target = MD.normalizeLinkText(str(href)).removeprefix("mailto:").rstrip("/").casefold()
-        assert target in (shown, "http://" + shown), (target, shown)
+        # The same address, or exactly what Markdown makes of the text shown (a lone "%" is
+        # percent-encoded in the link: https://bare.test/x% -> https://bare.test/x%25).
+        as_shown = (MD.normalizeLink(raw), MD.normalizeLink("http://" + raw))
+        assert target in (shown, "http://" + shown) or href in as_shown, (target, shown)
     # a summary stays inside exactly one <details> block
     assert md.count("</details>") == (1 if summary.strip() else 0)
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -103,8 +104,14 @@ class _Host(Protocol):
     """What the imports need of the Slack adapter."""
 
     core: Core
-    client: AsyncWebClient
-    bot_user_id: str | None
+
+    async def speaker(self, chat: str) -> tuple[AsyncWebClient, str, str | None]:
+        """(client, channel id, the bot's user id) for a chat address."""
+        ...
+
+    def address(self, context: AsyncBoltContext, channel: str) -> str:
+        """The chat address of ``channel`` in the workspace a request came from."""
+        ...
 
 
 class FileImports:
@@ -118,16 +125,16 @@ class FileImports:
     ) -> None:
         self.adapter = adapter
         self.core = adapter.core
-        self.client = adapter.client
         self._spawn = spawn
         self._post = post
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     def register(self, app: AsyncApp) -> None:
-        async def on_file(event: dict[str, Any]) -> None:
+        async def on_file(event: dict[str, Any], context: AsyncBoltContext) -> None:
             for shared in parse_file_event(event):
                 if self._claim(shared.file_id):
-                    self._spawn(self.handle(shared))
+                    chat = self.adapter.address(context, shared.channel)
+                    self._spawn(self.handle(shared, chat))
 
         app.event({"type": "message", "subtype": "file_share"})(on_file)
         app.event("file_shared")(on_file)
@@ -140,11 +147,17 @@ class FileImports:
             self._seen.popitem(last=False)
         return True
 
-    async def handle(self, shared: SharedFile) -> None:
-        if shared.user and shared.user == self.adapter.bot_user_id:
+    async def handle(self, shared: SharedFile, chat: str) -> None:
+        """A file shared in ``chat`` (its address; ``shared.channel`` is the bare id)."""
+        try:
+            client, _channel, bot_user = await self.adapter.speaker(chat)
+        except DeliveryError as exc:
+            log.info("a file shared in %s is not for us: %s", chat, exc)
+            return
+        if shared.user and shared.user == bot_user:
             return
         try:
-            info = await self.client.files_info(file=shared.file_id)
+            info = await client.files_info(file=shared.file_id)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("files.info %s in %s failed: %s", shared.file_id, shared.channel, exc)
             return
@@ -152,41 +165,43 @@ class FileImports:
         name = str(f.get("name") or f.get("title") or "file")
         size = f.get("size") if isinstance(f.get("size"), int) else None
         addressed = shared.channel.startswith("D")
-        if not await self.core.wants_file(PLATFORM, shared.channel, name, addressed=addressed):
+        if not await self.core.wants_file(PLATFORM, chat, name, addressed=addressed):
             return
         thread = shared.thread_ts or shared.ts or _share_ts(f, shared.channel)
         try:
             refused = self.core.library_refusal(name, size)
             if refused is not None:
-                await self._say(shared.channel, refused.text, thread)
+                await self._say(chat, refused.text, thread)
                 return
-            working = await self._say(shared.channel, self.core.import_working_text(name), thread)
+            working = await self._say(chat, self.core.import_working_text(name), thread)
             url = str(f.get("url_private_download") or f.get("url_private") or "")
             try:
-                if not may_carry_token(url, str(self.client.base_url)):
+                if not may_carry_token(url, str(client.base_url)):
                     raise DeliveryError(f"the file's URL {urlsplit(url).hostname!r} is not Slack's")
-                data = await download(url, str(self.client.token))
+                data = await download(url, str(client.token))
             except DeliveryError as exc:
                 log.warning("downloading %s from %s failed: %s", name, shared.channel, exc)
                 reply = self.core.download_failed(name)
             else:
-                reply = await self.core.import_library(
-                    PLATFORM, shared.channel, shared.user, name, data
-                )
-            await self._show(shared.channel, working, reply.text, thread)
+                reply = await self.core.import_library(PLATFORM, chat, shared.user, name, data)
+            await self._show(client, chat, working, reply.text, thread)
         except DeliveryError as exc:
             log.warning("could not answer a file shared in %s: %s", shared.channel, exc)
 
     async def _say(self, channel: str, text: str, thread: str | None) -> Any:
         return await self._post(channel, {"text": reply_text(text)}, thread_ts=thread)
 
-    async def _show(self, channel: str, working: Any, text: str, thread: str | None) -> None:
+    async def _show(
+        self, client: AsyncWebClient, chat: str, working: Any, text: str, thread: str | None
+    ) -> None:
         """The answer in place of "importing…" (or after it, when the edit is refused)."""
         try:
-            await self.client.chat_update(channel=channel, ts=working["ts"], text=reply_text(text))
+            await client.chat_update(
+                channel=working["channel"], ts=working["ts"], text=reply_text(text)
+            )
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("chat.update of the import answer failed (%s); posting it", exc)
-            await self._say(channel, text, thread)
+            await self._say(chat, text, thread)
 
 
 def _share_ts(f: dict[str, Any], channel: str) -> str | None:

@@ -18,6 +18,20 @@ Socket Mode
     ``new_response_url()`` returns ``<url>/response/<id>``; POSTs are stored in ``responses[id]``
     and applied (``replace_original`` / ``delete_original`` / ``in_channel`` / ephemeral).
 
+Workspaces and OAuth ("Add to Slack")
+    One server, many workspaces of one app: ``add_workspace(team_id, name)`` returns a view of
+    another workspace with its own users, channels (same ids as the first one's: ids only mean
+    something within a workspace) and messages.  Every token works in its own workspace only
+    (``auth.test`` answers with that team) and a revoked one nowhere (``token_revoked``).
+    ``GET /oauth/v2/authorize`` plays the person clicking Allow (or Cancel) on slack.com and
+    sends the browser back to the redirect URI with a ``code``; ``oauth.v2.access`` exchanges
+    it (client id and secret as slack_sdk sends them, HTTP Basic auth) for the workspace's bot
+    token, in Slack's answer shape (``team``, ``enterprise``, ``bot_user_id``, ``authed_user``
+    …), with its errors (``invalid_code``, ``code_already_used``, ``bad_redirect_uri``,
+    ``invalid_client_id``, ``bad_client_secret``).  ``uninstall()`` / ``revoke_tokens()``
+    revoke the workspace's tokens and POST ``tokens_revoked`` / ``app_uninstalled`` events to
+    ``events_url``, signed with ``signing_secret`` like Slack signs them.
+
 HTTP mode helpers (module level): ``sign_request``, ``slash_command_body``,
 ``block_action_body``, ``event_callback_body`` and the ``*_payload`` builders.
 
@@ -56,9 +70,12 @@ __all__ = [
     "APP_ID",
     "BOT_ID",
     "BOT_USER_ID",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
     "GENERAL_CHANNEL",
     "HUMAN_USER_ID",
     "PAPERS_CHANNEL",
+    "SIGNING_SECRET",
     "TEAM_DOMAIN",
     "TEAM_ID",
     "VERIFICATION_TOKEN",
@@ -84,6 +101,10 @@ HUMAN_USER_ID = "U0ALICE"
 GENERAL_CHANNEL = "C0GENERAL"
 PAPERS_CHANNEL = "C0PAPERS"
 VERIFICATION_TOKEN = "fake-verification-token"  # the deprecated "token" field in payloads
+CLIENT_ID = "1111111111.2222222222"  # the app's credentials (Basic Information)
+CLIENT_SECRET = "fake-client-secret"
+SIGNING_SECRET = "fake-signing-secret"
+OAUTH_CODE_TTL = 600.0  # an authorization code is good for 10 minutes, once
 
 ACK_DEADLINE = 3.0  # Slack shows "operation_timeout" / retries events after 3 s without an ack
 
@@ -117,6 +138,8 @@ JSON_METHODS = {
     "chat.delete",
 }
 APP_TOKEN_METHODS = {"apps.connections.open"}
+# Methods that take no token: the app authenticates with its client id and secret.
+CLIENT_METHODS = {"oauth.v2.access"}
 BOT_SCOPES = (
     "chat:write,chat:write.public,commands,channels:history,groups:history,im:history,"
     "channels:read,groups:read,users:read,app_mentions:read"
@@ -138,6 +161,35 @@ _KNOWN_BLOCKS = {
     "context_actions",
 }
 _EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+# What every workspace of one app shares (see FakeSlack.add_workspace).
+_SHARED = (
+    "_cv",
+    "_lock",
+    "calls",
+    "api_log",
+    "injected",
+    "rate_limited",
+    "warnings",
+    "responses",
+    "response_contexts",
+    "_failures",
+    "_hangs",
+    "_hang_events",
+    "_buckets",
+    "connected",
+    "socket_messages",
+    "pushed",
+    "acks",
+    "duplicate_acks",
+    "_pushed_at",
+    "_tickets",
+    "_sockets",
+    "_tasks",
+    "app_tokens",
+    "grants",
+    "event_deliveries",
+    "_workspaces",
+)
 
 
 # ============================================================================================
@@ -598,7 +650,11 @@ class FakeSlack(FakeServer):
     """Slack Web API + Socket Mode + response_url, on 127.0.0.1.
 
     Attributes (read them after the fact, or through the locked helpers):
-      ``bot_tokens`` / ``app_tokens``: accepted tokens (``{"xoxb-test"}`` / ``{"xapp-test"}``).
+      ``bot_tokens`` / ``app_tokens``: accepted tokens (``{"xoxb-test"}`` / ``{"xapp-test"}``);
+        ``revoked_tokens``: this workspace's tokens that now answer ``token_revoked``.
+      ``redirect_urls`` / ``events_url`` / ``signing_secret`` / ``client_id`` /
+        ``client_secret``: the app's settings (OAuth & Permissions, Event Subscriptions).
+      ``grants``: ``{code: what it grants}``; ``event_deliveries``: events POSTed, with status.
       ``channels``: ``{id: conversation dict}``; ``channel_members``: ``{id: [user ids]}``;
       ``users``: ``{id: user dict}``.
       ``messages``: ``{channel: [message dict]}`` in ts order; top-level messages and replies.
@@ -610,6 +666,7 @@ class FakeSlack(FakeServer):
       ``responses``: ``{response_id: [JSON body posted to the response_url]}``.
       ``acks``: ``{envelope_id: ack record}``; ``pushed``: ``{envelope_id: envelope}``.
       ``socket_messages``: every JSON message the Socket Mode client sent.
+      ``api_log``: every Web API call (``method``, ``params``, ``team`` of its token, ``error``).
       ``injected``: log of failures served by ``fail_next`` / the rate limiter.
       ``rate_limited``: the 429s served by ``rate_limit_per_channel`` (``rate_limited_count``).
       ``warnings``: oddities Slack tolerates silently (e.g. thread_ts of an unknown message).
@@ -624,16 +681,36 @@ class FakeSlack(FakeServer):
         require_membership: bool = False,
         auto_create_channels: bool = False,
         replies_parent_on_every_page: bool = True,
+        team_id: str = TEAM_ID,
+        team_domain: str = TEAM_DOMAIN,
+        team_name: str = TEAM_NAME,
+        bot_id: str = BOT_ID,
+        bot_user_id: str = BOT_USER_ID,
+        human_user_id: str = HUMAN_USER_ID,
+        home: FakeSlack | None = None,
     ) -> None:
         super().__init__()
-        self.bot_tokens: set[str] = set(bot_tokens or {"xoxb-test"})
+        # ``home`` is the server another workspace of the same app lives on
+        # (``add_workspace``): they share the server, its logs, failure injection, the
+        # response_url registry and Socket Mode; channels, users, messages and tokens are
+        # each workspace's own.
+        self._home = home
+        self.bot_tokens: set[str] = set(
+            bot_tokens if bot_tokens is not None else () if home else {"xoxb-test"}
+        )
+        self.user_tokens: set[str] = set()
+        self.revoked_tokens: set[str] = set()
+        self.token_scopes: dict[str, str] = {}
         self.app_tokens: set[str] = set(app_tokens or {"xapp-test"})
         self.require_membership = require_membership
         self.auto_create_channels = auto_create_channels
         self.replies_parent_on_every_page = replies_parent_on_every_page
-        self.team_id, self.team_domain, self.team_name = TEAM_ID, TEAM_DOMAIN, TEAM_NAME
-        self.app_id, self.bot_id, self.bot_user_id = APP_ID, BOT_ID, BOT_USER_ID
+        self.team_id, self.team_domain, self.team_name = team_id, team_domain, team_name
+        self.app_id, self.bot_id, self.bot_user_id = APP_ID, bot_id, bot_user_id
+        self.human_user_id = human_user_id
         self.response_url_max_uses = RESPONSE_URL_MAX_USES
+        self.installed_by: str | None = None  # who installed it through OAuth
+        self.oauth_bot_token: str | None = None  # the bot token OAuth handed out here
 
         self._cv = threading.Condition(threading.RLock())
         self.users: dict[str, dict[str, Any]] = {}
@@ -676,10 +753,70 @@ class FakeSlack(FakeServer):
         self._sockets: list[web.WebSocketResponse] = []
         self._tasks: set[asyncio.Future[Any]] = set()
 
-        self.add_user(BOT_USER_ID, "herald", real_name="arXiv Herald", is_bot=True, bot_id=BOT_ID)
-        self.add_user(HUMAN_USER_ID, "alice", real_name="Alice Example")
-        self.add_channel(GENERAL_CHANNEL, "general", members=[BOT_USER_ID, HUMAN_USER_ID])
-        self.add_channel(PAPERS_CHANNEL, "papers", members=[BOT_USER_ID, HUMAN_USER_ID])
+        # The app (distribution): OAuth and the Events API request URL.
+        self.client_id = CLIENT_ID
+        self.client_secret = CLIENT_SECRET
+        self.signing_secret = SIGNING_SECRET
+        self.redirect_urls: list[str] = []  # the app's Redirect URLs (OAuth & Permissions)
+        self.events_url: str | None = None  # the Events API Request URL
+        self.signed_in_team = team_id  # the workspace the installing browser is signed in to
+        self.deny_next_install = False
+        self.grants: dict[str, dict[str, Any]] = {}  # OAuth code -> what it grants
+        self.event_deliveries: list[dict[str, Any]] = []  # events POSTed to events_url
+        self._workspaces: dict[str, FakeSlack] = {team_id: self}
+        if home is not None:
+            for name in _SHARED:
+                setattr(self, name, getattr(home, name))
+
+        self.add_user(bot_user_id, "herald", real_name="arXiv Herald", is_bot=True, bot_id=bot_id)
+        self.add_user(human_user_id, "alice", real_name="Alice Example")
+        self.add_channel(GENERAL_CHANNEL, "general", members=[bot_user_id, human_user_id])
+        self.add_channel(PAPERS_CHANNEL, "papers", members=[bot_user_id, human_user_id])
+
+    # -- workspaces ------------------------------------------------------------------------------
+    def add_workspace(
+        self,
+        team_id: str,
+        team_name: str,
+        *,
+        team_domain: str | None = None,
+        bot_id: str | None = None,
+        bot_user_id: str | None = None,
+        human_user_id: str | None = None,
+    ) -> FakeSlack:
+        """Another workspace the app can be installed into, on this server.  It has its own
+        users, #general and #papers (with the same channel ids as the first workspace: ids
+        only mean something within their workspace here) and no token until an OAuth install
+        (``oauth.v2.access``) mints one.  Returns its view; its helpers (``top_level``,
+        ``push_slash_command``, ``new_response_url``…) act in that workspace."""
+        tail = team_id[1:]
+        ws = FakeSlack(
+            home=self,
+            team_id=team_id,
+            team_name=team_name,
+            team_domain=team_domain or team_name.lower().replace(" ", "-"),
+            bot_id=bot_id or f"B{tail}",
+            bot_user_id=bot_user_id or f"U{tail}BOT",
+            human_user_id=human_user_id or f"U{tail}ALICE",
+        )
+        with self._cv:
+            self._workspaces[team_id] = ws
+        return ws
+
+    def workspace(self, team_id: str) -> FakeSlack:
+        with self._cv:
+            return self._workspaces[team_id]
+
+    @property
+    def url(self) -> str:
+        if self._home is not None:
+            return self._home.url
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def authorize_url(self) -> str:
+        """slack.com/oauth/v2/authorize: where "Add to Slack" sends the browser."""
+        return f"{self.url}/oauth/v2/authorize"
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -850,8 +987,9 @@ class FakeSlack(FakeServer):
 
     def release_hangs(self) -> None:
         """Let every currently stalled request proceed (later ``hang_next`` rules still apply)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_hangs)
+        server = self._home or self
+        if server._loop is not None:
+            server._loop.call_soon_threadsafe(server._wake_hangs)
 
     def _wake_hangs(self) -> None:
         for event in self._hang_events:
@@ -885,9 +1023,14 @@ class FakeSlack(FakeServer):
             return copy.deepcopy(found) if found else None
 
     def requests_for(self, method: str) -> list[dict[str, Any]]:
-        """Parsed arguments of every call to ``method`` (after token extraction)."""
+        """Parsed arguments of every call to ``method`` (after token extraction); on another
+        workspace's view (``add_workspace``), only the calls made with its tokens."""
         with self._cv:
-            return [copy.deepcopy(e["params"]) for e in self.api_log if e["method"] == method]
+            return [
+                copy.deepcopy(e["params"])
+                for e in self.api_log
+                if e["method"] == method and (self._home is None or e["team"] == self.team_id)
+            ]
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Block until ``predicate()`` is true (re-checked on every state change of the fake
@@ -924,6 +1067,7 @@ class FakeSlack(FakeServer):
         with self._cv:
             self.responses[rid] = []
             self.response_contexts[rid] = {
+                "team": self.team_id,
                 "channel": channel_id,
                 "user": user_id,
                 "message_ts": message_ts,
@@ -1230,6 +1374,7 @@ class FakeSlack(FakeServer):
     # ==========================================================================================
     def setup_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         app.router.add_post("/response/{rid}", self._handle_response_url)
         app.router.add_get("/socket/{ticket}", self._handle_socket)
         app.router.add_get("/files-pri/{tail:.+}", self._handle_file_download)
@@ -1239,8 +1384,9 @@ class FakeSlack(FakeServer):
         await self._close_sockets()
 
     def _run_coro(self, coro: Any) -> Any:
-        assert self._loop is not None, "FakeSlack is not started"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+        server = self._home or self
+        assert server._loop is not None, "FakeSlack is not started"
+        return asyncio.run_coroutine_threadsafe(coro, server._loop).result(10)
 
     # -- Web API -----------------------------------------------------------------------------
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -1250,8 +1396,17 @@ class FakeSlack(FakeServer):
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             token = auth[len("Bearer ") :].strip()
+        elif auth.startswith("Basic ") and method in CLIENT_METHODS:
+            # slack_sdk sends the app's client id and secret as HTTP Basic auth.
+            try:
+                cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                cid, secret = "", ""
+            params.setdefault("client_id", cid)
+            params.setdefault("client_secret", secret)
+        entry: dict[str, Any] = {"method": method, "params": copy.deepcopy(params), "team": None}
         with self._cv:
-            self.api_log.append({"method": method, "params": copy.deepcopy(params)})
+            self.api_log.append(entry)
 
         await self._maybe_hang(method, after=False)
 
@@ -1260,26 +1415,34 @@ class FakeSlack(FakeServer):
             return self._failure_response(method, failure)
 
         token_kind: str | None = None
+        ws = self
         try:
-            token_kind = self._check_token(token, method)
-            limited = self._rate_limit(method, params)
+            if method in CLIENT_METHODS:
+                token_kind = "client"
+            else:
+                ws, token_kind = self._check_token(token, method)
+            with self._cv:
+                entry["team"] = ws.team_id
+            limited = self._rate_limit(method, params, ws)
             if limited is not None:
                 return limited
             handler = self._METHODS.get(method)
             if handler is None:
                 raise _ApiError("unknown_method", req_method=method)
-            result = handler(self, params)
+            result = handler(ws, params)
             body: dict[str, Any] = {"ok": True, **result}
             status = 200
         except _ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
             status = exc.status
+            with self._cv:
+                entry["error"] = exc.error
         if warnings:
             body["warning"] = ",".join(warnings)
             body.setdefault("response_metadata", {}).setdefault("warnings", []).extend(warnings)
         headers = {"x-slack-req-id": secrets.token_hex(16)}
         if token_kind == "bot":
-            headers["x-oauth-scopes"] = BOT_SCOPES
+            headers["x-oauth-scopes"] = ws.token_scopes.get(str(token), BOT_SCOPES)
         elif token_kind == "app":
             headers["x-oauth-scopes"] = "connections:write"
         await self._maybe_hang(method, after=True)
@@ -1365,25 +1528,37 @@ class FakeSlack(FakeServer):
             body = {"ok": False, "error": rule["error"] or default.get(status, "internal_error")}
         return web.json_response(body, status=status, headers=headers)
 
-    def _check_token(self, token: str | None, method: str) -> str:
+    def _check_token(self, token: str | None, method: str) -> tuple[FakeSlack, str]:
+        """The workspace a token belongs to and its kind: each token works in its own
+        workspace only, and a revoked one nowhere."""
         if not token:
             raise _ApiError("not_authed")
         if token in self.app_tokens:
             if method in APP_TOKEN_METHODS:
-                return "app"
+                return self, "app"
             raise _ApiError("not_allowed_token_type")
-        if token in self.bot_tokens:
-            if method in APP_TOKEN_METHODS:
-                raise _ApiError("not_allowed_token_type")
-            return "bot"
+        with self._cv:
+            workspaces = list(self._workspaces.values())
+        for ws in workspaces:
+            if token in ws.revoked_tokens:
+                raise _ApiError("token_revoked")
+            kind = "bot" if token in ws.bot_tokens else "user" if token in ws.user_tokens else ""
+            if kind:
+                if method in APP_TOKEN_METHODS:
+                    raise _ApiError("not_allowed_token_type")
+                return ws, kind
         raise _ApiError("invalid_auth")
 
-    def _rate_limit(self, method: str, params: dict[str, Any]) -> web.Response | None:
+    def _rate_limit(
+        self, method: str, params: dict[str, Any], ws: FakeSlack
+    ) -> web.Response | None:
         with self._cv:
             rate = self._rate_per_second
             if rate is None or method not in self._rate_methods:
                 return None
             channel = str(params.get("channel") or "")
+            if ws is not self:  # a channel id means something within its workspace only
+                channel = f"{ws.team_id}/{channel}"
             now = time.monotonic()
             tokens, last = self._buckets.get(channel, (self._rate_burst, now))
             tokens = min(self._rate_burst, tokens + (now - last) * rate)
@@ -1828,6 +2003,173 @@ class FakeSlack(FakeServer):
             return web.Response(status=404, text="file_not_found")
         return web.Response(body=data, content_type=f["mimetype"])
 
+    # -- OAuth (distribution) --------------------------------------------------------------------
+    def _oauth_v2_access(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Exchange an authorization code for the workspace's bot token (one per workspace;
+        a reinstall gets the same token back unless it was revoked)."""
+        if params.get("client_id") != self.client_id:
+            raise _ApiError("invalid_client_id")
+        if params.get("client_secret") != self.client_secret:
+            raise _ApiError("bad_client_secret")
+        grant_type = params.get("grant_type")
+        if grant_type not in (None, "", "authorization_code"):
+            raise _ApiError("invalid_grant_type")
+        code = str(params.get("code") or "")
+        with self._cv:
+            grant = self.grants.get(code)
+            if grant is None or time.time() > grant["expires_at"]:
+                raise _ApiError("invalid_code")
+            if grant["used"]:
+                raise _ApiError("code_already_used")
+            given = params.get("redirect_uri") or None
+            if given is not None and given != grant["redirect_uri"]:
+                raise _ApiError("bad_redirect_uri")
+            if grant["explicit_redirect"] and given is None:
+                raise _ApiError("bad_redirect_uri")
+            grant["used"] = True
+            ws = self._workspaces[grant["team"]]
+            token = ws.oauth_bot_token
+            if token is None or token not in ws.bot_tokens:
+                token = f"xoxb-{ws.team_id}-{secrets.randbelow(10**12)}-{secrets.token_hex(12)}"
+                ws.bot_tokens.add(token)
+                ws.oauth_bot_token = token
+            ws.token_scopes[token] = ",".join(grant["scopes"])
+            ws.installed_by = grant["user"]
+            authed_user: dict[str, Any] = {"id": grant["user"]}
+            if grant["user_scopes"]:
+                user_token = f"xoxp-{ws.team_id}-{secrets.token_hex(12)}"
+                ws.user_tokens.add(user_token)
+                authed_user.update(
+                    scope=",".join(grant["user_scopes"]),
+                    access_token=user_token,
+                    token_type="user",
+                )
+            self._cv.notify_all()
+            return {
+                "app_id": self.app_id,
+                "authed_user": authed_user,
+                "scope": ",".join(grant["scopes"]),
+                "token_type": "bot",
+                "access_token": token,
+                "bot_user_id": ws.bot_user_id,
+                "team": {"id": ws.team_id, "name": ws.team_name},
+                "enterprise": None,
+                "is_enterprise_install": False,
+            }
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """slack.com/oauth/v2/authorize: the installing person (signed in to
+        ``signed_in_team``, or the workspace ``team`` names) clicks Allow — or Cancel, when
+        ``deny_next_install`` is set — and the browser goes back to the redirect URI with a
+        ``code`` (or an ``error``) and the ``state``."""
+        q = request.query
+        if q.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid_client_id", content_type="text/html")
+        scopes = [x for x in q.get("scope", "").split(",") if x]
+        user_scopes = [x for x in q.get("user_scope", "").split(",") if x]
+        if not scopes and not user_scopes:
+            return web.Response(status=400, text="invalid_scope", content_type="text/html")
+        given = q.get("redirect_uri") or None
+        redirect = given or (self.redirect_urls[0] if self.redirect_urls else None)
+        if redirect is None or (
+            self.redirect_urls and not any(redirect.startswith(u) for u in self.redirect_urls)
+        ):
+            return web.Response(status=400, text="bad_redirect_uri", content_type="text/html")
+        with self._cv:
+            team = q.get("team") if q.get("team") in self._workspaces else self.signed_in_team
+            ws = self._workspaces[team]
+            state = q.get("state", "")
+            if self.deny_next_install:
+                self.deny_next_install = False
+                answer = {"error": "access_denied", "state": state}
+            else:
+                code = f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
+                self.grants[code] = {
+                    "team": team,
+                    "user": ws.human_user_id,
+                    "scopes": scopes,
+                    "user_scopes": user_scopes,
+                    "redirect_uri": redirect,
+                    "explicit_redirect": given is not None,
+                    "expires_at": time.time() + OAUTH_CODE_TTL,
+                    "used": False,
+                }
+                answer = {"code": code, "state": state}
+        sep = "&" if "?" in redirect else "?"
+        raise web.HTTPFound(redirect + sep + urlencode(answer))
+
+    # -- Events API over HTTP ------------------------------------------------------------------
+    def deliver_event(self, event: dict[str, Any], **kwargs: Any) -> int:
+        """POST an ``event_callback`` of this workspace to the app's ``events_url``, signed
+        with the signing secret like Slack does; returns the HTTP status of the answer."""
+        server = self._home or self
+        if not server.events_url:
+            raise RuntimeError("set events_url (the app's Request URL) first")
+        kwargs.setdefault("team_id", self.team_id)
+        kwargs.setdefault("api_app_id", self.app_id)
+        kwargs.setdefault("authorized_user_id", self.bot_user_id)
+        body = json.dumps(event_callback_payload(event, **kwargs)).encode()
+        headers = {
+            "Content-Type": "application/json",
+            **sign_request(body, server.signing_secret),
+        }
+        status: int = self._run_coro(self._post_event(server.events_url, body, headers))
+        with self._cv:
+            self.event_deliveries.append(
+                {"team": self.team_id, "event": copy.deepcopy(event), "status": status}
+            )
+            self._cv.notify_all()
+        return status
+
+    async def deliver_event_async(self, event: dict[str, Any], **kwargs: Any) -> int:
+        return await asyncio.to_thread(self.deliver_event, event, **kwargs)
+
+    @staticmethod
+    async def _post_event(url: str, body: bytes, headers: dict[str, str]) -> int:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, data=body, headers=headers) as resp,
+        ):
+            return resp.status
+
+    def revoke_tokens(self, *, bot: bool = True, users: tuple[str, ...] = ()) -> int:
+        """Someone revoked the app's bot token (and/or users' tokens) in this workspace: they
+        stop working (``token_revoked``) and a ``tokens_revoked`` event goes out."""
+        with self._cv:
+            tokens: dict[str, list[str]] = {"oauth": list(users), "bot": []}
+            if bot:
+                self.revoked_tokens |= self.bot_tokens
+                self.bot_tokens.clear()
+                tokens["bot"] = [self.bot_user_id]
+            if users:
+                self.revoked_tokens |= self.user_tokens
+                self.user_tokens.clear()
+        return self.deliver_event({"type": "tokens_revoked", "tokens": tokens})
+
+    def uninstall(self, *, tokens_revoked_event: bool = True) -> list[int]:
+        """The workspace removes the app: every token of it is revoked and Slack sends
+        ``tokens_revoked`` (optional here) and ``app_uninstalled``; returns the statuses."""
+        statuses = []
+        if tokens_revoked_event:
+            statuses.append(self.revoke_tokens(bot=True, users=tuple(self._user_ids())))
+        with self._cv:
+            self.revoked_tokens |= self.bot_tokens | self.user_tokens
+            self.bot_tokens.clear()
+            self.user_tokens.clear()
+            self.installed_by = None
+        statuses.append(self.deliver_event({"type": "app_uninstalled"}))
+        return statuses
+
+    async def uninstall_async(self, *, tokens_revoked_event: bool = True) -> list[int]:
+        return await asyncio.to_thread(self.uninstall, tokens_revoked_event=tokens_revoked_event)
+
+    def _user_ids(self) -> list[str]:
+        with self._cv:
+            return [self.installed_by] if self.user_tokens and self.installed_by else []
+
     _METHODS: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
         "files.info": _files_info,
         "auth.test": _auth_test,
@@ -1842,6 +2184,7 @@ class FakeSlack(FakeServer):
         "conversations.members": _conversations_members,
         "conversations.info": _conversations_info,
         "users.info": _users_info,
+        "oauth.v2.access": _oauth_v2_access,
     }
 
     # -- response_url --------------------------------------------------------------------------
@@ -1867,7 +2210,7 @@ class FakeSlack(FakeServer):
                 return web.Response(status=400, text=exc.error, content_type="text/html")
             ctx["uses"] += 1
             self.responses[rid].append(body)
-            self._apply_response(ctx, body, content)
+            self._workspaces.get(ctx.get("team") or "", self)._apply_response(ctx, body, content)
             self._cv.notify_all()
         return web.Response(status=200, text="ok", content_type="text/html")
 
@@ -1969,6 +2312,8 @@ class FakeSlack(FakeServer):
             self._cv.notify_all()
 
     def _push(self, kind: str, payload: dict[str, Any], **envelope_extra: Any) -> str:
+        if self._home is not None:  # one Socket Mode connection serves every workspace
+            return self._home._push(kind, payload, **envelope_extra)
         if not self.connected.wait(5.0):
             raise RuntimeError("no Socket Mode connection to push to (is the handler connected?)")
         envelope = {
