@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import html
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -40,6 +41,7 @@ from bot.errors import ConfigError
 from bot.models import Subscription
 from storage import AppInstallation, Store
 from tests.conftest import DAY
+from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -48,6 +50,7 @@ from tests.fakes.slack import (
     TEAM_ID,
     FakeSlack,
     block_action_body,
+    event_callback_body,
     sign_request,
     slash_command_body,
 )
@@ -114,8 +117,9 @@ async def herald(
     ``stop(h)`` is a restart on the same database file."""
     running: list[Herald] = []
 
-    async def start(**over: Any) -> Herald:
+    async def start(openai: FakeOpenAI | None = None, **over: Any) -> Herald:
         cfg = make_config(
+            openai,
             **{
                 "learning.enabled": False,
                 "slack.enabled": True,
@@ -125,7 +129,7 @@ async def herald(
                 "slack.authorize_url": fake.authorize_url,
                 "slack.post_interval_s": 0.0,
                 **over,
-            }
+            },
         )
         engine = Engine(cfg)
         if engine.store.latest_day() is None:
@@ -689,3 +693,47 @@ def test_installations_storage(tmp_path):
     assert store.consume_oauth_state("slack", "s2", now=160.0)
     assert not store.consume_oauth_state("slack", "s2", now=160.0)  # once only
     store.close()
+
+
+async def test_a_thread_question_is_answered_in_its_own_workspace(
+    herald, fake, fake_openai, monkeypatch
+):
+    """Thread replies (questions about a paper) arrive with the workspace they come from: the
+    answer is read and posted with that workspace's token, into that workspace only."""
+    monkeypatch.setenv("HERALD_TEST_LLM_KEY", fake_openai.api_key or "sk-test")
+    h = await herald(openai=fake_openai)
+    home, lab2 = fake, fake.workspace(LAB2)
+    await install(h, TEAM_ID)
+    await install(h, LAB2)
+    for ws in (home, lab2):
+        assert (await command(h, ws, "subscribe"))["text"].startswith("Subscribed")
+    await deliver_today(h, h.sub(LAB2))
+    first = items(lab2)[0]
+    paper, thread = first["metadata"]["event_payload"]["paper"], first["thread_ts"]
+    record = h.store.get_paper(paper)
+    assert record is not None
+    words = sorted(record.title.replace(":", " ").split(), key=len, reverse=True)[:3]
+    event = lab2.post_as_user(
+        GENERAL_CHANNEL,
+        lab2.human_user_id,
+        f"{paper} what does it say about {' '.join(words)}?",
+        thread_ts=thread,
+    )
+    body = event_callback_body(event, team_id=LAB2, authorized_user_id=lab2.bot_user_id)
+    headers = {"Content-Type": "application/json", **sign_request(body, SIGNING_SECRET)}
+    assert (await h.client.post(EVENTS_PATH, data=body, headers=headers)).status == 200
+
+    def answers(ws: FakeSlack) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in ws.all_posts()
+            if m.get("thread_ts") == thread
+            and m.get("bot_id")
+            and (m.get("metadata") or {}).get("event_type") != ITEM_EVENT
+        ]
+
+    assert await lab2.wait_until_async(lambda: answers(lab2), 15)
+    (answer,) = answers(lab2)
+    assert answer["bot_id"] == lab2.bot_id and answer["team"] == LAB2
+    assert "(p. " in json.dumps(answer["blocks"], ensure_ascii=False)  # cited from the PDF
+    assert answers(home) == []
