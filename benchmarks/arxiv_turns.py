@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from bot.config import default_config_text  # noqa: E402
+from bot.config import default_config_text, read_yaml  # noqa: E402
 from storage import Store  # noqa: E402
 from tests.fakes import corpus  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
 
 
 def write_config(tmp: Path, fake: FakeArxiv, interval: float) -> Path:
-    data = yaml.safe_load(default_config_text())
+    data = read_yaml(default_config_text())
     data["database"] = str(tmp / "herald.db")
     data["arxiv"].update(
         rss_url=fake.rss_url_template,

@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
 from benchmarks.corpus_data import use_full_corpus  # noqa: E402
 from bot.app import parse_config  # noqa: E402
@@ -59,7 +58,7 @@ from bot.ask import (  # noqa: E402
     split_passages,
     system_prompt,
 )
-from bot.config import default_config_text  # noqa: E402
+from bot.config import default_config_text, read_yaml  # noqa: E402
 from bot.models import Paper  # noqa: E402
 from bot.summaries import Summarizer, count_tokens, extract_pdf_pages  # noqa: E402
 from storage import Store  # noqa: E402
@@ -260,7 +259,7 @@ def latency(docs: list[Doc], items: list[Item], delay: float, tmp: Path) -> dict
     out: dict[str, list[float]] = {"first": [], "later": [], "cached": [], "whole": []}
     with FakeOpenAI(latency=delay) as llm:
         os.environ[KEY_ENV] = llm.api_key or "sk"
-        data = yaml.safe_load(default_config_text())
+        data = read_yaml(default_config_text())
         data["summaries"].update(base_url=llm.base_url, api_key_env=KEY_ENV, max_retries=0)
         data["ask"].update(daily_questions_per_chat=0, passages=ARGS.k)
         cfg = parse_config(data, "<bench>", tmp)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from bot.config import default_config_text  # noqa: E402
+from bot.config import default_config_text, read_yaml  # noqa: E402
 from bot.models import Subscription  # noqa: E402
 from storage import Store  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
@@ -44,7 +44,7 @@ def mem(pid: int) -> tuple[float, float]:
 
 
 def write_config(tmp: Path, arxiv: FakeArxiv, slack: FakeSlack, tg: FakeTelegram) -> Path:
-    data = yaml.safe_load(default_config_text())
+    data = read_yaml(default_config_text())
     data["database"] = str(tmp / "herald.db")
     data["arxiv"].update(
         rss_url=arxiv.rss_url_template,

@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
-from bot.config import default_config_text, parse_config  # noqa: E402
+from bot.config import default_config_text, parse_config, read_yaml  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
 from tests.fakes.openai_api import FakeOpenAI  # noqa: E402
@@ -40,7 +39,7 @@ TOPICS = (
 
 
 def engine_for(tmp: Path, arxiv: FakeArxiv, llm: FakeOpenAI, **summaries: object) -> Engine:
-    data = yaml.safe_load(default_config_text())
+    data = read_yaml(default_config_text())
     data["database"] = str(tmp / "bench.db")
     data["arxiv"].update(
         rss_url=arxiv.rss_url_template,

@@ -36,13 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-import yaml  # noqa: E402
 from telegram.ext import AIORateLimiter  # noqa: E402
 
 from adapters.telegram import TelegramSection  # noqa: E402
 from adapters.telegram.adapter import TelegramAdapter, build_rate_limiter  # noqa: E402
 from bot.app import build, parse_config  # noqa: E402
-from bot.config import Config, default_config_text  # noqa: E402
+from bot.config import Config, default_config_text, read_yaml  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.models import Subscription  # noqa: E402
 from tests.fakes.arxiv import FakeArxiv  # noqa: E402
@@ -77,7 +76,7 @@ class Result:
 
 
 def make_config(tmp: Path, arxiv: FakeArxiv, telegram: FakeTelegram, papers: int) -> Config:
-    data = yaml.safe_load(default_config_text())
+    data = read_yaml(default_config_text())
     data["database"] = str(tmp / "herald.db")
     data["arxiv"].update(
         rss_url=arxiv.rss_url_template,

@@ -424,6 +424,35 @@ def default_config_text() -> str:
     return resources.files("bot").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: YAML would keep the
+    last silently, and a second ``slack:`` section would undo the first without a word."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            first = seen[key].start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice (first on line {first}); keep one",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse configuration YAML (safe, and a duplicated key is an error)."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     platforms: Mapping[str, type[PlatformSection]] | None = None,
@@ -444,14 +473,14 @@ def load_config(
         p = Path("config.yaml")
         if not p.exists():
             return parse_config(
-                yaml.safe_load(default_config_text()), "<embedded default>", None, platforms
+                read_yaml(default_config_text()), "<embedded default>", None, platforms
             )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

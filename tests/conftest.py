@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bot.app import parse_config
-from bot.config import Config, default_config_text
+from bot.config import Config, default_config_text, read_yaml
 from tests.fakes.arxiv import FakeArxiv
 from tests.fakes.openai_api import FakeOpenAI
 
@@ -86,7 +86,7 @@ def config_dict(
     tmp_path: Path, arxiv: FakeArxiv, openai: FakeOpenAI | None = None
 ) -> dict[str, Any]:
     """The shipped default config, pointed at the fakes and at ``tmp_path``."""
-    data = yaml.safe_load(default_config_text())
+    data = read_yaml(default_config_text())
     data["database"] = str(tmp_path / "herald.db")
     data["arxiv"].update(
         rss_url=arxiv.rss_url_template,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bot.app import load_config, parse_config
 from bot.cli import main
-from bot.config import ConfigError, default_config_text
+from bot.config import ConfigError, default_config_text, read_yaml
 
 
 def test_shipped_default_is_valid_and_documents_the_required_keys() -> None:
@@ -110,6 +110,23 @@ def test_cli_broken_yaml_exits_2_without_traceback(tmp_path: Path) -> None:
     assert code == 2
     assert "not valid YAML at line" in out
     assert "Traceback" not in out
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys; a second ``slack:`` would undo the first
+    without a word.  Nested sections too; the embedded default has no such slip."""
+    path = tmp_path / "config.yaml"
+    path.write_text("slack:\n  enabled: true\narxiv:\n  days_back: 1\nslack:\n  enabled: false\n")
+    code, out = _run(["--config", str(path), "check"])
+    assert code == 2 and "Traceback" not in out
+    assert "line 5" in out and "'slack' appears twice (first on line 1)" in out
+    path.write_text("arxiv:\n  days_back: 1\n  days_back: 2\n")
+    code, out = _run(["--config", str(path), "check"])
+    assert code == 2 and "'days_back' appears twice" in out
+    # The same key under different parents is fine.
+    path.write_text("slack: {enabled: false}\ntelegram: {enabled: false}\n")
+    assert _run(["--config", str(path), "check"])[0] == 0
+    assert read_yaml(default_config_text())["database"]
 
 
 def test_cli_invalid_values_exit_2(tmp_path: Path) -> None:
