@@ -62,6 +62,10 @@ class Throttle:
                 # A clock set back, or a corrupt file, must not stall us for long.
                 time.sleep(min(delay, self.interval + MAX_RETRY_AFTER_S))
             self._hold = 0.0
+            if shared is not None:
+                # Should this process die during its request, the next one still waits a
+                # full interval from the request's start.
+                shared.write(time.time() + self.interval)
             try:
                 yield
             finally:

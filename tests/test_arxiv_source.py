@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -202,6 +204,35 @@ def test_politeness_rule_itself(tmp_path: Path, shared: bool) -> None:
     # Each turn starts at least the interval after the previous one *ended*.
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(spans)]
     assert len(gaps) == 5 and min(gaps) >= 0.19, gaps
+
+
+def test_a_process_killed_during_its_turn_passes_the_turn_on(tmp_path: Path) -> None:
+    """SIGKILL of the process holding the turn (mid-request): the lock dies with it, and the
+    next process waits a full interval from the killed one's request, then goes."""
+    path = tmp_path / "turn"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from bot.politeness import Throttle\n"
+            f"with Throttle(1.0, {str(path)!r}).turn():\n"
+            "    print(time.time(), flush=True)\n"
+            "    time.sleep(600)\n",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        started = float(holder.stdout.readline())  # it holds the turn: its request is out
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with Throttle(1.0, path).turn():
+        went = time.time()
+    assert went - started >= 1.0
 
 
 def test_retry_after_pushes_every_process_back(tmp_path: Path) -> None:
