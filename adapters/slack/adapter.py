@@ -427,10 +427,13 @@ class SlackAdapter:
                     "app's Basic Information → App Credentials (api.slack.com/apps)"
                 ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConfigError(
-                f"cannot reach the Slack API at {self.client.base_url} ({exc!r}); "
-                "check slack.api_base_url and the network"
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> ConfigError:
+        return ConfigError(
+            f"cannot reach the Slack API at {self.client.base_url} ({exc!r}); "
+            "check slack.api_base_url and the network"
+        )
 
     async def _check(self, call: Awaitable[Any], env_name: str, what: str) -> Any:
         try:
@@ -441,10 +444,7 @@ class SlackAdapter:
                 "from the app's settings page (api.slack.com/apps)"
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConfigError(
-                f"cannot reach the Slack API at {self.client.base_url} ({exc!r}); "
-                "check slack.api_base_url and the network"
-            ) from None
+            raise self._unreachable(exc) from None
 
     async def listen(self) -> None:
         if self.mode != "socket" or self._listening:

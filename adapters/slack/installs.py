@@ -103,21 +103,7 @@ def to_installation(rec: AppInstallation) -> Installation:
 def to_bot(rec: AppInstallation) -> Bot | None:
     if not rec.bot_token or not rec.bot_id or not rec.bot_user_id:
         return None
-    return Bot(
-        app_id=rec.app_id,
-        enterprise_id=rec.enterprise_id,
-        enterprise_name=rec.enterprise_name,
-        team_id=rec.team_id,
-        team_name=rec.team_name,
-        bot_token=rec.bot_token,
-        bot_id=rec.bot_id,
-        bot_user_id=rec.bot_user_id,
-        bot_scopes=list(rec.bot_scopes),
-        bot_refresh_token=rec.bot_refresh_token,
-        bot_token_expires_at=rec.bot_token_expires_at,
-        is_enterprise_install=rec.is_enterprise_install,
-        installed_at=rec.installed_at,
-    )
+    return to_installation(rec).to_bot()
 
 
 class HeraldInstallations(AsyncInstallationStore):
