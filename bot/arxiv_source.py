@@ -211,6 +211,18 @@ def submission_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
+def submitted_on(day: dt.date, clause: str, max_results: int) -> arxiv.Search:
+    """An API search for ``clause`` among the papers submitted in ``day``'s window, newest
+    first."""
+    start, end = submission_window(day)
+    return arxiv.Search(
+        query=f"{clause} AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]",
+        max_results=max_results,
+        sort_by=arxiv.SortCriterion.SubmittedDate,
+        sort_order=arxiv.SortOrder.Descending,
+    )
+
+
 class ArxivSource:
     """Talks to arXiv's RSS, API and PDF endpoints as configured."""
 
@@ -309,14 +321,7 @@ class ArxivSource:
         words = "_".join(w for w in normalize(surname.replace("-", " ")).split() if w.isalnum())
         if not words:
             return []
-        start, end = submission_window(day)
-        query = f"au:{words} AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]"
-        search = arxiv.Search(
-            query=query,
-            max_results=max_results,
-            sort_by=arxiv.SortCriterion.SubmittedDate,
-            sort_order=arxiv.SortOrder.Descending,
-        )
+        search = submitted_on(day, f"au:{words}", max_results)
         return [result_to_paper(r) for r in self._one_page(search, max_results, "author search")]
 
     def _one_page(self, search: arxiv.Search, size: int, what: str) -> list[arxiv.Result]:
@@ -336,15 +341,8 @@ class ArxivSource:
         self, categories: Sequence[str], day: dt.date, max_results: int = 2000
     ) -> list[tuple[Paper, list[Announcement]]]:
         """Papers submitted in ``day``'s window, as announcements estimated from the API."""
-        start, end = submission_window(day)
         cats = " OR ".join(f"cat:{c}" if "." in c else f"cat:{c}.*" for c in categories)
-        query = f"({cats}) AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]"
-        search = arxiv.Search(
-            query=query,
-            max_results=max_results,
-            sort_by=arxiv.SortCriterion.SubmittedDate,
-            sort_order=arxiv.SortOrder.Descending,
-        )
+        search = submitted_on(day, f"({cats})", max_results)
         try:
             results = list(self.client.results(search))
         except (requests.RequestException, arxiv.ArxivError) as exc:
