@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.models import Digest, ScoredPaper, Subscription
-from bot.scoring import Listing, rank
+from bot.scoring import Listing, _gc_paused, score_all
 from storage import Store
 
 _TYPE_ORDER = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
 
 #: Re-scores a subscription's full candidate list (keyword scores, unfiltered) and returns the
 #: final digest items: learned scores added, ``min_score`` and ``max_papers`` applied,
-#: exploratory picks mixed in.  Learning hooks in here.
+#: exploratory picks mixed in.  Learning hooks in here.  It learns from ratings: a
+#: subscription nobody has rated keeps its keyword ranking and is not passed to it.
 Rescorer = Callable[[Subscription, list[ScoredPaper]], list[ScoredPaper]]
 
 
@@ -49,21 +50,27 @@ def build_digests(
     cands = candidates_for(store, day, cats)
     exclude: dict[int | None, set[str]] = {}
     if skip_delivered:
-        for s in subscriptions:
-            if s.id is not None:
-                exclude[s.id] = store.delivered_paper_ids(s.id, before=day)
-    wide = list(subscriptions)
-    if rescorer is not None:
-        # Learned scores can lift papers no keyword matched: rank everything, cut afterwards.
-        wide = [replace(s, min_score=float("-inf")) for s in subscriptions]
-    ranked = rank(cands, wide, exclude_ids=exclude, limit=False)
-    digests = []
-    for sub, items in zip(subscriptions, ranked, strict=True):
-        if rescorer is not None:
-            total = sum(1 for i in items if i.score >= sub.min_score)
-            items = rescorer(sub, items)
-        else:
-            total = len(items)
-            items = items[: sub.max_papers]
-        digests.append(Digest(subscription=sub, day=day, items=items, total_candidates=total))
+        ids = [s.id for s in subscriptions if s.id is not None]
+        for sid, delivered in store.delivered_paper_ids_many(ids, before=day).items():
+            exclude[sid] = delivered
+    # Learned scores can lift papers no keyword matched: a subscription with ratings is ranked
+    # over everything and cut after the rescorer.  One nobody has rated has no learned score
+    # (learning works from ratings only), so its digest is its keyword ranking, cut: only
+    # those few items are explained, not every candidate of every chat (100,000 chats ×
+    # hundreds of papers), and the rescorer is not asked.
+    rated = store.rated_subscription_ids() if rescorer is not None else set()
+    wide = [replace(s, min_score=float("-inf")) if s.id in rated else s for s in subscriptions]
+    with _gc_paused():
+        ranking = score_all(cands, wide, exclude_ids=exclude)
+        digests = []
+        for si, sub in enumerate(subscriptions):
+            if sub.id in rated:
+                assert rescorer is not None
+                items = ranking.items(si, limit=False)
+                total = sum(1 for i in items if i.score >= sub.min_score)
+                items = rescorer(sub, items)
+            else:
+                items = ranking.items(si)
+                total = ranking.count(si)
+            digests.append(Digest(subscription=sub, day=day, items=items, total_candidates=total))
     return digests

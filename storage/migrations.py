@@ -193,3 +193,12 @@ def m007_chat_marks(db: Database) -> None:
     db.table("chat_marks").create(
         {"platform": str, "chat": str, "message_id": int}, pk=("platform", "chat")
     )
+
+
+@migrations()
+def m300_layouts(db: Database) -> None:
+    # A chat's digest layout (thread | compact; NULL: its platform's default), and the layout
+    # each day's plan was made for, so a delivery resumed after a crash (or after the chat
+    # changed its layout) sends and looks for its messages as they were planned.
+    db.table("subscriptions").add_column("layout", str)
+    db.table("deliveries").add_column("layout", str)
