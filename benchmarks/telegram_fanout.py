@@ -176,7 +176,7 @@ async def main(chats: int, papers: int, compare_chats: int) -> None:
         section = TelegramSection.of(cfg, "telegram")
         print(
             f"Telegram fake: {telegram.global_rate:g} msg/s overall, {telegram.per_chat_rate:g} "
-            f"msg/s per chat enforced; adapter: global_rate {section.global_rate:g}, "
+            f"msg/s per chat enforced; adapter: global_rate {section.rate:g}, "
             f"per_chat_interval_s {section.per_chat_interval_s:g}; {papers} papers per digest"
         )
         results = [
@@ -186,12 +186,12 @@ async def main(chats: int, papers: int, compare_chats: int) -> None:
                 engine,
                 telegram,
                 chats,
-                build_rate_limiter(section.global_rate),
+                build_rate_limiter(section.rate),
             )
         ]
         results[0].show()
         if compare_chats:
-            stock = AIORateLimiter(overall_max_rate=section.global_rate, max_retries=3)
+            stock = AIORateLimiter(overall_max_rate=section.rate, max_retries=3)
             await asyncio.sleep(1.5)  # let the fake's windows drain between runs
             ours = await fan_out(
                 "  side by side: adapter",
@@ -199,7 +199,7 @@ async def main(chats: int, papers: int, compare_chats: int) -> None:
                 engine,
                 telegram,
                 compare_chats,
-                build_rate_limiter(section.global_rate),
+                build_rate_limiter(section.rate),
             )
             await asyncio.sleep(1.5)
             theirs = await fan_out(

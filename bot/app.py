@@ -86,6 +86,7 @@ def build(
         engine.store,
         top_n=config.summaries.top_n,
         no_papers_note=config.schedule.no_papers_note,
+        layout_for=config.layout_for,
     )
     core = Core(engine, commands, deliverer)
     if adapters is None:

@@ -12,8 +12,10 @@ surface says the same.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from pylatexenc import latex2text
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec
@@ -24,6 +26,7 @@ from bot.models import (
     Button,
     Card,
     Digest,
+    Paper,
     ScoredPaper,
     Subscription,
     SummaryStatus,
@@ -113,16 +116,17 @@ def card_for(
     p = item.paper
     category = item.category or p.primary_category
     summary = item.summary if item.summary and item.summary.strip() else None
+    title, authors, abstract = paper_text(p)
     return Card(
         paper_id=p.id,
         versioned_id=p.versioned_id,
         url=p.url,
-        title=one_line(decode_latex(p.title)) or p.id,
-        authors=tuple(a for a in (one_line(decode_latex(a)) for a in p.authors) if a),
+        title=title,
+        authors=authors,
         category=category,
         announce_type=item.announce_type,
         also=tuple(c for c in p.categories if c != category),
-        abstract=one_line(p.abstract),
+        abstract=abstract,
         score=item.score if show_score else None,
         reasons=tuple(r.text for r in item.reasons),
         explore=item.explore,
@@ -131,6 +135,15 @@ def card_for(
         marker=_one_line_or_none(summary_marker(item, top_n)),
         buttons=rating_buttons(p.id, *tally) if buttons else (),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def paper_text(paper: Paper) -> tuple[str, tuple[str, ...], str]:
+    """A paper's title, authors and abstract as every card shows them (LaTeX decoded, on one
+    line).  Cached: a day's papers go to thousands of chats, and decoding is not cheap."""
+    title = one_line(decode_latex(paper.title)) or paper.id
+    authors = tuple(a for a in (one_line(decode_latex(a)) for a in paper.authors) if a)
+    return title, authors, one_line(paper.abstract)
 
 
 def _one_line_or_none(text: str | None) -> str | None:
@@ -173,3 +186,143 @@ def digest_view(digest: Digest, *, top_n: int | None = None, buttons: bool = Fal
         cards=[card_for(i, top_n=top_n, buttons=buttons) for i in digest.items],
         total_candidates=digest.total_candidates,
     )
+
+
+# -- the compact layout: one message listing the day's papers -----------------------------------
+#: What a compact message's text aims to stay within (characters, before any markup): one
+#: Telegram message holds 4,096 UTF-16 units; the rest is room for markup and odd characters.
+COMPACT_BUDGET = 3500
+COMPACT_TITLE_MAX = 200
+COMPACT_AUTHORS_MAX = 90
+COMPACT_SUMMARY_MAX = 450
+#: A summary cut shorter than this says nothing: the entries then show none.
+COMPACT_SUMMARY_MIN = 80
+COMPACT_NOTE_MAX = 200
+COMPACT_NOTES_MAX = 3  # distinct notes shown (the markers of every paper, said once)
+_MD_NOISE = re.compile(r"\*\*|__|^\s{0,3}#{1,6}\s*|^\s*[-*+]\s+|`", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactEntry:
+    """One paper in a compact digest: its number, linked title, a short byline, its score,
+    a summary cut to fit, and its 👍/👎 (numbered where a platform shows them apart)."""
+
+    number: int  # its place in the day's digest, from 1: the rating buttons carry it
+    paper_id: str
+    versioned_id: str
+    url: str
+    title: str
+    byline: str  # authors · category · type
+    score: float | None
+    explore: bool
+    summary: str | None  # the LLM summary, or the abstract when there is none, cut to fit
+    buttons: tuple[Button, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompactDigest:
+    """A compact digest message, or one part of it when a platform must split it."""
+
+    day: dt.date
+    header: str | None  # the digest's header line, in the first part only
+    entries: tuple[CompactEntry, ...]
+    notes: tuple[str, ...] = ()  # what is missing, once for all entries ("no summary: …")
+
+    @property
+    def paper_ids(self) -> tuple[str, ...]:
+        return tuple(e.paper_id for e in self.entries)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters: cut at a word, with "…"."""
+    return _cut(one_line(text), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """:func:`shorten` for text already on one line."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def plain_summary(markdown: str) -> str:
+    """An LLM's Markdown summary as one plain line (no **bold**, headings or bullets)."""
+    return one_line(_MD_NOISE.sub(" ", markdown))
+
+
+def numbered(number: int, button: Button) -> Button:
+    """A rating button labelled with its paper's number (``2 👍 3``), for a keyboard shown
+    apart from the list it belongs to."""
+    return Button(button.action, f"{number} {button.label}", button.paper_id, button.value)
+
+
+def compact_entry(number: int, card: Card, summary_limit: int) -> CompactEntry:
+    byline = f"{card.authors_short(2)} · {card.type_line}"
+    return CompactEntry(
+        number=number,
+        paper_id=card.paper_id,
+        versioned_id=card.versioned_id,
+        url=card.url,
+        # A card's title, authors and abstract are on one line already.
+        title=_cut(card.title, COMPACT_TITLE_MAX) or card.paper_id,
+        byline=_cut(byline, COMPACT_AUTHORS_MAX),
+        score=card.score,
+        explore=card.explore,
+        summary=_compact_summary(card, summary_limit),
+        buttons=card.buttons,
+    )
+
+
+def _compact_summary(card: Card, limit: int) -> str | None:
+    if not limit:
+        return None
+    text = plain_summary(card.summary) if card.summary else card.abstract
+    return _cut(text, limit) if text else None
+
+
+def compact_view(
+    day: dt.date, header: str | None, numbered_cards: Sequence[tuple[int, Card]]
+) -> CompactDigest:
+    """The compact message of these cards (each with its number in the digest).
+
+    Titles and bylines are cut to a bounded length, so that any one entry fits any
+    platform's message; the summaries share what is left of :data:`COMPACT_BUDGET`,
+    at most :data:`COMPACT_SUMMARY_MAX` each, and are left out when fewer than
+    :data:`COMPACT_SUMMARY_MIN` characters would remain for each.
+    """
+    markers = (shorten(c.marker, COMPACT_NOTE_MAX) for _, c in numbered_cards if c.marker)
+    notes = tuple(dict.fromkeys(markers))[:COMPACT_NOTES_MAX]
+    bare = [compact_entry(n, c, 0) for n, c in numbered_cards]
+    fixed = len(header or "") + sum(len(x) + 2 for x in notes)
+    fixed += sum(len(e.title) + len(e.byline) + 24 for e in bare)
+    share = (COMPACT_BUDGET - fixed) // max(len(bare), 1)
+    limit = min(COMPACT_SUMMARY_MAX, share)
+    if limit < COMPACT_SUMMARY_MIN:
+        limit = 0
+    entries = tuple(
+        replace(e, summary=_compact_summary(c, limit)) if limit else e
+        for e, (_, c) in zip(bare, numbered_cards, strict=True)
+    )
+    return CompactDigest(day=day, header=header, entries=entries, notes=notes)
+
+
+def compact_parts(view: CompactDigest, sizes: Sequence[int]) -> list[CompactDigest]:
+    """``view`` cut into consecutive parts of ``sizes`` entries; the header stays with the
+    first, and so do the notes."""
+    parts: list[CompactDigest] = []
+    at = 0
+    for i, size in enumerate(sizes):
+        parts.append(
+            CompactDigest(
+                day=view.day,
+                header=view.header if i == 0 else None,
+                entries=view.entries[at : at + size],
+                notes=view.notes if i == 0 else (),
+            )
+        )
+        at += size
+    return parts

@@ -24,6 +24,7 @@ from bot.errors import CommandError, HeraldError, UserError
 from bot.ids import USAGE as ID_USAGE
 from bot.library import LibraryError, refusal
 from bot.models import (
+    LAYOUTS,
     Command,
     Paper,
     Rating,
@@ -44,7 +45,9 @@ log = logging.getLogger(__name__)
 MAX_KEYWORDS = 200
 MAX_ARG_CHARS = 2000
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", re.ASCII)
-SETTINGS_USAGE = "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off]"
+SETTINGS_USAGE = (
+    "[time HH:MM] [tz Area/City] [max N] [min S] [lang L] [cross on|off] [layout thread|compact]"
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ASK_EXAMPLE = "2601.19278 which datasets do they evaluate on?"
@@ -399,7 +402,8 @@ class Commands:
         lines.append(
             f"Digest at {sub.time} {sub.timezone} · up to {sub.max_papers} papers · "
             f"min score {sub.min_score:g} · summaries in "
-            f"{sub.language or self.engine.config.summaries.language}"
+            f"{sub.language or self.engine.config.summaries.language} · "
+            f"{sub.layout or self.engine.config.layout_for(sub.platform)} layout"
         )
         return "\n".join(lines)
 
@@ -546,7 +550,7 @@ class Commands:
         "settings",
         "change settings (no argument: show them)",
         usage=SETTINGS_USAGE,
-        menu="time HH:MM · tz Area/City · max N · lang L · cross on|off",
+        menu="time HH:MM · tz Area/City · max N · lang L · cross on|off · layout",
         changes=True,
     )
     def cmd_settings(self, cmd: Command) -> Reply:
@@ -576,6 +580,12 @@ class Commands:
                             f"'{value[:20]}' is not a language code; use e.g. en, zh, de"
                         )
                     changes["language"] = value.lower()
+                elif key == "layout":
+                    if value.lower() not in LAYOUTS:
+                        raise ValueError(
+                            "layout takes thread (a message per paper) or compact (one message)"
+                        )
+                    changes["layout"] = value.lower()
                 elif key == "cross":
                     if value.lower() not in ("on", "off"):
                         raise ValueError("cross takes on or off")

@@ -207,6 +207,10 @@ class PlatformSection(_Section):
 
     enabled: bool = False
     admins: list[str] = Field(default_factory=list)
+    #: How digests look in this platform's chats unless a chat chose (``/settings layout``):
+    #: thread (a header, then one message per paper) or compact (one message).  A platform
+    #: whose chats show every message in the main flow defaults to compact.
+    layout: Literal["thread", "compact"] = "thread"
 
     def secret_envs(self) -> list[str]:
         return [
@@ -291,6 +295,12 @@ class Config(_Section):
 
     def platforms(self) -> dict[str, PlatformSection]:
         return {name: self.platform(name) for name in self.platform_names}
+
+    def layout_for(self, platform: str) -> str:
+        """The digest layout of a chat on ``platform`` that did not choose one."""
+        if platform in self.platform_names:
+            return self.platform(platform).layout
+        return "thread"
 
     def enabled_platforms(self) -> list[str]:
         return [name for name, section in self.platforms().items() if section.enabled]

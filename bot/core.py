@@ -171,8 +171,22 @@ class Core:
         crash, on platforms that cannot read a chat's history."""
         await self._run(self.engine.store.mark_message, platform, chat, message_id)
 
-    async def last_message_id(self, platform: str, chat: str) -> int | None:
-        return await self._run(self.engine.store.last_message_id, platform, chat)
+    async def last_message_id(
+        self, platform: str, chat: str, *, topics: bool = False
+    ) -> int | None:
+        """The newest message id known in a chat (``topics``: in any of its topics too)."""
+        return await self._run(
+            functools.partial(self.engine.store.last_message_id, topics=topics), platform, chat
+        )
+
+    async def sent_message_ids(self, platform: str, chat: str, after: int) -> set[int]:
+        """Message ids past ``after`` that deliveries recorded in a chat or any of its topics."""
+        return await self._run(
+            functools.partial(self.engine.store.sent_message_ids, topics=True),
+            platform,
+            chat,
+            after,
+        )
 
     async def settings_text(self, platform: str, chat: str) -> str:
         """A chat's digest settings in a few lines (a header's ⚙️ button)."""

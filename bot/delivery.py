@@ -6,6 +6,16 @@ platform message id).  A row found in ``sending`` after a restart is *ambiguous*
 asked to find the message on the platform (Slack: thread metadata); if it cannot tell, the row
 is sent again — the only window where a duplicate is possible is a crash between the platform
 accepting a message and the ledger write that follows it.
+
+Two layouts share the ledger.  ``thread``: the header row, then one message per paper row.
+``compact``: one message carries the header row and the papers that fit it; its rows move
+from pending to sending to sent *together*, in one write each, and all record the one message
+id — so the rows left ``sending`` by a crash are exactly the message that was in flight, which
+is looked for as a whole, and a split message's later parts are simply the next rows.  The
+layout is fixed in the plan, so a resumed delivery looks for what was really sent.
+
+A :class:`DigestRun` delivers one digest a message at a time; :class:`Deliverer` runs one
+to the end for whoever asked, and :mod:`bot.fanout` interleaves thousands of them.
 """
 
 from __future__ import annotations
@@ -15,34 +25,37 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from bot.cards import card_for
+from bot.cards import CompactDigest, card_for, compact_parts, compact_view, header_text
 from bot.errors import DeliveryError
 from bot.models import Card, Digest, ScoredPaper, Subscription
 from bot.pacing import KeyedLocks
-from bot.platform import Sender, Sent
+from bot.platform import CompactSender, Sender, Sent
 from bot.scoring import explain
-from storage import Store
+from storage import LedgerRow, Store
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 HEADER = ""  # the ledger's paper_id for the day's header message
+THREAD, COMPACT = "thread", "compact"
 
 
 @dataclass
 class DeliveryReport:
     subscription: Subscription
     day: dt.date
-    sent: int = 0
+    sent: int = 0  # ledger rows (header, papers) posted by this delivery
     already: int = 0
     reconciled: int = 0
     failed: str | None = None
     deactivated: bool = False
     thread: Sent | None = None
     errors: list[str] = field(default_factory=list)
+    layout: str = THREAD
+    messages: int = 0  # platform messages posted by this delivery
 
     @property
     def complete(self) -> bool:
@@ -70,17 +83,6 @@ def items_for_plan(store: Store, digest: Digest, planned: list[str]) -> list[Sco
     return [by_id[pid] for pid in planned if pid in by_id]
 
 
-def _mark_sent(store: Store, sub_id: int, day: dt.date, paper_id: str, sent: Sent) -> None:
-    store.set_delivery_state(
-        sub_id, day, paper_id, "sent", message_id=sent.message_id, thread_id=sent.thread_id
-    )
-
-
-async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Storage off the event loop: a busy database never stalls other chats' sends."""
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 def plan_cards(
     store: Store, digest: Digest, planned: Sequence[str], top_n: int | None
 ) -> tuple[list[ScoredPaper], dict[str, Card]]:
@@ -96,6 +98,309 @@ def plan_cards(
     return items, cards
 
 
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Storage off the event loop: a busy database never stalls other chats' sends."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class Gate(Protocol):
+    """What a step passes right before calling the platform (:class:`bot.fanout.RateGate`)."""
+
+    async def wait(self) -> None: ...
+
+
+@dataclass
+class _Unit:
+    """The next message of a run: which rows it carries, and what it shows."""
+
+    rows: list[LedgerRow]
+    card: Card | None = None  # thread layout: the paper (None: the header)
+    part: CompactDigest | None = None  # compact layout
+
+    @property
+    def unsure(self) -> bool:
+        """Left "sending" by a crash: it may or may not be on the platform."""
+        return self.rows[0].state == "sending"
+
+
+class DigestRun:
+    """One digest's delivery as steps of one platform message each.
+
+    Between steps it holds no cards (a fan-out to 100,000 chats keeps 100,000 runs): each
+    step reads the chat's ledger rows afresh, builds the cards of the one message it sends,
+    and records it.  Reading the ledger each time also makes steps safe to interleave with
+    another delivery of the same digest, as long as each step holds the subscription's lock.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        digest: Digest,
+        *,
+        top_n: int | None = None,
+        layout: str = THREAD,
+        should_stop: Callable[[], bool] | None = None,
+        no_papers_note: bool = False,
+        planned: bool = False,
+    ) -> None:
+        sub = digest.subscription
+        assert sub.id is not None, "delivery needs a stored subscription"
+        self.store = store
+        self.sender = sender
+        self.digest = digest
+        self.sub_id: int = sub.id
+        self.top_n = top_n
+        self.compact = sender if isinstance(sender, CompactSender) else None
+        self.layout = layout if self.compact is not None else THREAD
+        self.should_stop = should_stop
+        self.no_papers_note = no_papers_note
+        self.report = DeliveryReport(sub, digest.day, layout=self.layout)
+        self.done = False
+        self._planned = planned
+        self._begun = False
+        self._empty = False
+        self._remaining = 0  # rows still to deliver after the unit in hand
+
+    @property
+    def subscription(self) -> Subscription:
+        return self.digest.subscription
+
+    # -- steps -------------------------------------------------------------------------------
+    async def step(self, gate: Gate | None = None) -> bool:
+        """Send (or find, after a crash) the next message; False once nothing is left to do
+        (finished, refused, or stopping: see :attr:`report`).  ``gate`` is passed right
+        before the platform is called (a fan-out's pace)."""
+        if self.done:
+            return False
+        if self.should_stop is not None and self.should_stop():
+            self.report.failed = "stopped before finishing; resumes on the next start"
+            return await self._finish()
+        # The next message, from the ledger as it is now; a new one is marked "sending" in
+        # the same go (an unsure one left by a crash stays as it is, to be looked for).  One
+        # trip to the database thread per step: at 1,000 messages a second they add up.
+        unit = await _db(self._first if not self._begun else self._next)
+        if self._empty:
+            return await self._note_empty(gate)
+        if unit is None:
+            return await self._finish()
+        if unit.unsure:
+            try:
+                if gate is not None:
+                    await gate.wait()
+                found = await self._find(unit)
+            except DeliveryError as exc:
+                # Can't tell whether it went out: keep the rows ambiguous and try again
+                # later, rather than risk posting them twice.
+                self.report.failed = f"could not check the platform for an earlier send: {exc}"
+                log.warning("delivery to %s paused: %s", self.subscription.label, exc)
+                return await self._finish()
+            ids = [r.paper_id for r in unit.rows]
+            what = ", ".join(p or "header" for p in ids)
+            row, it = ("row", "it") if len(ids) == 1 else ("rows", "them")
+            is_, was = ("is", "was") if len(ids) == 1 else ("are", "were")
+            label, day = self.subscription.label, self.digest.day
+            if found is not None:
+                self.report.reconciled += len(unit.rows)
+                await _db(self._record_sent, unit, found)
+                log.info(
+                    f"ledger {row} %s/%s/%s {was} in flight at a crash and {is_} already on the "
+                    f"platform; not sending {it} again",
+                    label,
+                    day,
+                    what,
+                )
+                return self._remaining > 0 or self._settled()
+            log.info(
+                f"ledger {row} %s/%s/%s {was} in flight at a crash and {is_} not on the "
+                f"platform; sending {it} again",
+                label,
+                day,
+                what,
+            )
+            await _db(self._set, [r.paper_id for r in unit.rows], "pending")
+            return True
+        try:
+            if gate is not None:
+                await gate.wait()
+            sent = await self._send(unit)
+        except DeliveryError as exc:
+            # The platform said no: nothing was posted, so the rows go back to pending.
+            ids = [r.paper_id for r in unit.rows]
+            await _db(self._set, ids, "pending", error=str(exc))
+            self.report.failed = str(exc)
+            if exc.permanent:
+                await _db(self.store.deactivate_subscription, self.sub_id, str(exc))
+                self.report.deactivated = True
+                log.warning("deactivated %s: %s", self.subscription.label, exc)
+            else:
+                log.warning("delivery to %s paused: %s", self.subscription.label, exc)
+            return await self._finish()
+        # (asyncio.CancelledError — shutting down mid-call — leaves the rows "sending": we
+        # cannot know whether the message went out.)
+        self.report.sent += len(unit.rows)
+        self.report.messages += 1
+        await _db(self._record_sent, unit, sent)
+        # Settled at once when that was the last message (in the same trip to the database):
+        # no empty turn in a fan-out.
+        return self._remaining > 0 or self._settled()
+
+    async def run(self) -> DeliveryReport:
+        """Every step, to the end."""
+        while await self.step():
+            pass
+        return self.report
+
+    # -- storage (in a worker thread) --------------------------------------------------------
+    def _first(self) -> _Unit | None:
+        self._begun = True
+        rows = self._begin()
+        return None if self._empty else self._next(rows)
+
+    def _begin(self) -> list[LedgerRow]:
+        """Plan the day unless it is planned, and settle what was planned; the rows."""
+        store, digest = self.store, self.digest
+        if not self._planned and digest.items:
+            store.plan_deliveries(
+                self.sub_id, digest.day, [i.paper.id for i in digest.items], self.layout
+            )
+        rows = store.deliveries(self.sub_id, digest.day)
+        if not rows:
+            self._empty = True
+            return rows
+        self.layout = rows[0].layout if self.compact is not None else THREAD
+        self.report.layout = self.layout
+        planned = [r.paper_id for r in rows if r.paper_id != HEADER]
+        # What the header announces is what was planned, even when resuming.
+        digest.items = items_for_plan(store, digest, planned)
+        known = {i.paper.id for i in digest.items}
+        unknown = [pid for pid in planned if pid not in known]
+        if unknown:
+            store.set_delivery_states(
+                self.sub_id, digest.day, unknown, "skipped", error="paper unknown"
+            )
+            rows = store.deliveries(self.sub_id, digest.day)
+        done = [r for r in rows if r.state in ("sent", "skipped") and r.paper_id not in unknown]
+        self.report.already = len(done)
+        return rows
+
+    def _next(self, rows: list[LedgerRow] | None = None) -> _Unit | None:
+        """The next message to send or look for, from the chat's rows as they are now."""
+        if rows is None:
+            rows = self.store.deliveries(self.sub_id, self.digest.day)
+        head = rows[0] if rows and rows[0].paper_id == HEADER else None
+        if head is not None and head.state == "sent":
+            self.report.thread = Sent(head.message_id or "", head.thread_id or head.message_id)
+        todo = [r for r in rows if r.state in ("pending", "sending")]
+        unit = self._unit(todo)
+        self._remaining = len(todo) - (len(unit.rows) if unit is not None else 0)
+        if unit is not None and not unit.unsure:
+            self._set([r.paper_id for r in unit.rows], "sending", count_attempt=True)
+        return unit
+
+    def _unit(self, todo: list[LedgerRow]) -> _Unit | None:
+        if not todo:
+            return None
+        unsure = [r for r in todo if r.state == "sending"]
+        if self.layout == THREAD:
+            row = unsure[0] if unsure else todo[0]
+            card = self._cards([row])[0] if row.paper_id != HEADER else None
+            return _Unit([row], card=card)
+        if unsure:
+            # One compact message is in flight at a time: the rows left "sending" are it.
+            return _Unit(unsure, part=self._view(unsure))
+        assert self.compact is not None
+        view = self._view(todo)
+        sizes = self.compact.compact_sizes(view)
+        # A part holds at least one paper, unless it is the header's alone.
+        size = max(sizes[0] if sizes else 0, 0 if view.header is not None else 1)
+        first = compact_parts(view, [size])[0]
+        take = set(first.paper_ids)
+        if first.header is not None:
+            take.add(HEADER)
+        return _Unit([r for r in todo if r.paper_id in take], part=first)
+
+    def _cards(self, rows: Sequence[LedgerRow]) -> list[Card]:
+        ids = [r.paper_id for r in rows if r.paper_id != HEADER]
+        items = items_for_plan(self.store, self.digest, ids)
+        tallies = self.store.tallies(self.sub_id, ids)
+        return [card_for(i, top_n=self.top_n, tally=tallies.get(i.paper.id, (0, 0))) for i in items]
+
+    def _view(self, rows: Sequence[LedgerRow]) -> CompactDigest:
+        cards = self._cards(rows)
+        numbers = {r.paper_id: r.position for r in rows}
+        with_header = any(r.paper_id == HEADER for r in rows)
+        return compact_view(
+            self.digest.day,
+            header_text(self.digest) if with_header else None,
+            [(numbers[c.paper_id], c) for c in cards],
+        )
+
+    def _set(self, ids: Sequence[str], state: str, **kw: Any) -> None:
+        self.store.set_delivery_states(self.sub_id, self.digest.day, ids, state, **kw)
+
+    def _record_sent(self, unit: _Unit, sent: Sent) -> None:
+        ids = [r.paper_id for r in unit.rows]
+        thread = self.report.thread
+        if HEADER in ids:
+            thread = Sent(sent.message_id, sent.thread_id or sent.message_id)
+            self.report.thread = thread
+        where = thread.thread_id if thread is not None else sent.thread_id
+        self._set(ids, "sent", message_id=sent.message_id, thread_id=where)
+        if self._remaining == 0:
+            self._mark_done()
+
+    # -- the platform ------------------------------------------------------------------------
+    async def _send(self, unit: _Unit) -> Sent:
+        digest, thread = self.digest, self.report.thread
+        if unit.part is not None:
+            assert self.compact is not None
+            return await self.compact.send_compact(digest, unit.part, thread)
+        if unit.card is None:
+            return await self.sender.send_header(digest)
+        assert thread is not None, "the header is always the first ledger row"
+        return await self.sender.send_item(digest, unit.card, thread)
+
+    async def _find(self, unit: _Unit) -> Sent | None:
+        digest, thread = self.digest, self.report.thread
+        if unit.part is not None:
+            assert self.compact is not None
+            return await self.compact.find_compact(digest, unit.part, thread)
+        return await self.sender.find_sent(digest, unit.card, thread)
+
+    async def _note_empty(self, gate: Gate | None) -> bool:
+        """Nothing matched today: say so when configured, and settle the day."""
+        digest = self.digest
+        if self.no_papers_note:
+            if gate is not None:
+                await gate.wait()
+            await self.sender.send_note(
+                digest.subscription,
+                f"No new papers matched on {digest.day:%a %d %b} "
+                f"({digest.total_candidates} candidates).",
+            )
+        await _db(self.store.mark_done, self.sub_id, digest.day, "empty", 0)
+        self.done = True
+        return False
+
+    async def _finish(self) -> bool:
+        await _db(self._mark_done)
+        return self._settled()
+
+    def _settled(self) -> bool:
+        self.done = True
+        return False
+
+    def _mark_done(self) -> None:
+        """The day is settled for the scheduler: delivered (or deactivated)."""
+        report = self.report
+        if report.complete and not self._empty:
+            done = report.sent + report.already + report.reconciled
+            self.store.mark_done(self.sub_id, self.digest.day, "delivered", done)
+        elif report.deactivated:
+            self.store.mark_done(self.sub_id, self.digest.day, "deactivated", report.sent)
+
+
 async def deliver(
     store: Store,
     sender: Sender,
@@ -103,6 +408,7 @@ async def deliver(
     *,
     top_n: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    layout: str = THREAD,
 ) -> DeliveryReport:
     """Send a digest's header and items through ``sender``, exactly once each.
 
@@ -111,87 +417,10 @@ async def deliver(
     """
     sub = digest.subscription
     assert sub.id is not None, "deliver() needs a stored subscription"
-    report = DeliveryReport(sub, digest.day)
     if not digest.items and not await _db(store.deliveries, sub.id, digest.day):
-        return report  # nothing to say; callers decide about a "no new papers" note
-    await _db(store.plan_deliveries, sub.id, digest.day, [i.paper.id for i in digest.items])
-    rows = await _db(store.deliveries, sub.id, digest.day)
-    planned = [r.paper_id for r in rows if r.paper_id != HEADER]
-    # What the header announces is what was planned, even when resuming.
-    digest.items, cards = await _db(plan_cards, store, digest, planned, top_n)
-    thread: Sent | None = None
-    for row in rows:
-        pid = row.paper_id
-        if pid != HEADER and pid not in cards:
-            await _db(
-                store.set_delivery_state, sub.id, digest.day, pid, "skipped", error="paper unknown"
-            )
-            continue
-        if row.state in ("sent", "skipped"):
-            report.already += 1
-            if pid == HEADER:
-                thread = Sent(row.message_id or "", row.thread_id or row.message_id)
-            continue
-        if row.state == "sending":
-            try:
-                found = await sender.find_sent(digest, cards.get(pid) if pid else None, thread)
-            except DeliveryError as exc:
-                # Can't tell whether it went out: keep the row ambiguous and try again later,
-                # rather than risk posting it twice.
-                report.failed = f"could not check the platform for an earlier send: {exc}"
-                log.warning("delivery to %s paused: %s", sub.label, report.failed)
-                break
-            if found is not None:
-                await _db(_mark_sent, store, sub.id, digest.day, pid, found)
-                report.reconciled += 1
-                log.info(
-                    "ledger row %s/%s/%s was in flight at a crash and is already on the "
-                    "platform; not sending it again",
-                    sub.label,
-                    digest.day,
-                    pid or "header",
-                )
-                if pid == HEADER:
-                    thread = Sent(found.message_id, found.thread_id or found.message_id)
-                continue
-            log.info(
-                "ledger row %s/%s/%s was in flight at a crash and is not on the platform; "
-                "sending it again",
-                sub.label,
-                digest.day,
-                pid or "header",
-            )
-        if should_stop is not None and should_stop():
-            report.failed = "stopped before finishing; resumes on the next start"
-            break
-        await _db(store.set_delivery_state, sub.id, digest.day, pid, "sending", count_attempt=True)
-        try:
-            if pid == HEADER:
-                sent = await sender.send_header(digest)
-                thread = Sent(sent.message_id, sent.thread_id or sent.message_id)
-            else:
-                assert thread is not None, "the header is always the first ledger row"
-                sent = await sender.send_item(digest, cards[pid], thread)
-        except DeliveryError as exc:
-            # The platform said no: nothing was posted, so the row goes back to pending.
-            await _db(store.set_delivery_state, sub.id, digest.day, pid, "pending", error=str(exc))
-            report.failed = str(exc)
-            if exc.permanent:
-                await _db(store.deactivate_subscription, sub.id, str(exc))
-                report.deactivated = True
-                log.warning("deactivated %s: %s", sub.label, exc)
-            else:
-                log.warning("delivery to %s paused: %s", sub.label, exc)
-            break
-        except asyncio.CancelledError:
-            # Shutting down mid-call: we cannot know whether it went out; leave it ambiguous.
-            raise
-        await _db(
-            _mark_sent, store, sub.id, digest.day, pid, Sent(sent.message_id, thread.thread_id)
-        )
-        report.sent += 1
-    report.thread = thread
-    return report
+        return DeliveryReport(sub, digest.day)  # nothing to say; callers decide about a note
+    run = DigestRun(store, sender, digest, top_n=top_n, layout=layout, should_stop=should_stop)
+    return await run.run()
 
 
 class Deliverer:
@@ -204,11 +433,13 @@ class Deliverer:
         *,
         top_n: int | None = None,
         no_papers_note: bool = False,
+        layout_for: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
         self.top_n = top_n
         self.no_papers_note = no_papers_note
-        self._locks = KeyedLocks()
+        self.layout_for = layout_for
+        self.locks = KeyedLocks()
         self._stopping = False
 
     def stop(self) -> None:
@@ -218,31 +449,33 @@ class Deliverer:
     def stopping(self) -> bool:
         return self._stopping
 
+    def layout(self, sub: Subscription) -> str:
+        """The chat's layout: its own choice, else its platform's default."""
+        if sub.layout:
+            return sub.layout
+        return self.layout_for(sub.platform) if self.layout_for is not None else THREAD
+
+    def run(self, digest: Digest, sender: Sender, *, planned: bool = False) -> DigestRun:
+        """A delivery of ``digest`` to step through (hold :attr:`locks` of its subscription
+        around each step)."""
+        return DigestRun(
+            self.store,
+            sender,
+            digest,
+            top_n=self.top_n,
+            layout=self.layout(digest.subscription),
+            should_stop=self.stopping,
+            no_papers_note=self.no_papers_note,
+            planned=planned,
+        )
+
     async def deliver_digest(self, digest: Digest, sender: Sender | None) -> DeliveryReport:
         sub = digest.subscription
         assert sub.id is not None
-        async with self._locks(sub.id):
+        async with self.locks(sub.id):
             if sender is None:
                 return DeliveryReport(sub, digest.day, failed=f"no {sub.platform} adapter")
-            store = self.store
-            if not digest.items and not await _db(store.deliveries, sub.id, digest.day):
-                if self.no_papers_note:
-                    await sender.send_note(
-                        sub,
-                        f"No new papers matched on {digest.day:%a %d %b} "
-                        f"({digest.total_candidates} candidates).",
-                    )
-                await _db(store.mark_done, sub.id, digest.day, "empty", 0)
-                return DeliveryReport(sub, digest.day)
-            report = await deliver(
-                store, sender, digest, top_n=self.top_n, should_stop=self.stopping
-            )
-            if report.complete:
-                done = report.sent + report.already + report.reconciled
-                await _db(store.mark_done, sub.id, digest.day, "delivered", done)
-            elif report.deactivated:
-                await _db(store.mark_done, sub.id, digest.day, "deactivated", report.sent)
-            return report
+            return await self.run(digest, sender).run()
 
 
 def report_text(report: DeliveryReport, digest: Digest) -> str:
@@ -261,4 +494,7 @@ def report_text(report: DeliveryReport, digest: Digest) -> str:
         )
     if report.sent == 0:
         return f"Today's digest ({n} papers) is already in this chat."
+    if report.layout == COMPACT:
+        noun = "one message" if report.messages <= 1 else f"{report.messages} messages"
+        return f"Posted today's digest: {n} papers in {noun}."
     return f"Posted today's digest: {n} papers, one per reply in the thread."

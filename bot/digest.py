@@ -8,14 +8,15 @@ from dataclasses import replace
 
 from bot.authors import AuthorMatcher
 from bot.models import Digest, Paper, Reason, ScoredPaper, Subscription
-from bot.scoring import Listing, explain, rank
+from bot.scoring import Listing, _gc_paused, explain, score_all
 from storage import Store
 
 _TYPE_ORDER = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
 
 #: Re-scores a subscription's full candidate list (keyword scores, unfiltered) and returns the
 #: final digest items: learned scores added, ``min_score`` and ``max_papers`` applied,
-#: exploratory picks mixed in.  Learning hooks in here.
+#: exploratory picks mixed in.  Learning hooks in here.  It learns from ratings: a
+#: subscription nobody has rated keeps its keyword ranking and is not passed to it.
 Rescorer = Callable[[Subscription, list[ScoredPaper]], list[ScoredPaper]]
 
 
@@ -56,51 +57,63 @@ def build_digests(
     ids = [s.id for s in subscriptions if s.id is not None]
     follows = store.follows_of(ids) if ids else {}
     seeds = store.seed_papers_of(ids) if ids else {}
-    for s in subscriptions:
-        if s.id is not None:
-            seen = store.delivered_paper_ids(s.id, before=day) if skip_delivered else set()
-            exclude[s.id] = seen | seeds.get(s.id, set())
+    delivered = store.delivered_paper_ids_many(ids, before=day) if skip_delivered and ids else {}
+    for sid in ids:
+        exclude[sid] = delivered.get(sid, set()) | seeds.get(sid, set())
     matchers = {
         si: AuthorMatcher.of(f.name for f in follows[s.id])
         for si, s in enumerate(subscriptions)
         if s.id in follows
     }
+    # Learned scores can lift papers no keyword matched, and a followed author's paper needs
+    # no score at all: those subscriptions are ranked over everything and cut afterwards.  One
+    # nobody has rated has no learned score (learning works from ratings only), so its digest
+    # is its keyword ranking, cut: only those few items are explained, not every candidate of
+    # every chat (100,000 chats x hundreds of papers), and the rescorer is not asked.
+    rated = store.rated_subscription_ids() if rescorer is not None else set()
     wide = list(subscriptions)
     for si, s in enumerate(subscriptions):
-        if rescorer is not None or si in matchers:
-            # Learned scores can lift papers no keyword matched, and a followed author's
-            # paper needs no score at all: rank everything, cut afterwards.
+        if s.id in rated or si in matchers:
             wide[si] = replace(s, min_score=float("-inf"))
         if si in matchers and "cross" not in s.announce_types and s.mode != "seed":
             # A followed author's paper cross-listed into the categories is news too.
             wide[si] = replace(wide[si], announce_types=(*s.announce_types, "cross"))
-    ranked = rank(cands, wide, exclude_ids=exclude, limit=False)
     today: list[tuple[Paper, list[tuple[str, str]]]] | None = None  # every category's
     digests = []
-    for si, (sub, items) in enumerate(zip(subscriptions, ranked, strict=True)):
-        matcher = matchers.get(si)
-        followed: list[ScoredPaper] = []
-        if matcher is not None:
-            followed = followed_items(items, matcher)
-            if follow_anywhere:
-                if today is None:
-                    today = store.announced_on(day)
-                seen = {it.paper.id for it in items} | exclude.get(sub.id, set())
-                followed += followed_elsewhere(today, sub, matcher, seen)
-                followed.sort(key=lambda f: -f.score)  # stable: feed order on ties
-            if wide[si].announce_types != sub.announce_types:
-                items = [it for it in items if it.announce_type in sub.announce_types]
-        if rescorer is not None:
-            total = sum(1 for i in items if i.score >= sub.min_score)
-            items = rescorer(sub, items)
-        else:
-            items = [it for it in items if it.score >= sub.min_score]
-            total = len(items)
-            items = items[: sub.max_papers]
-        if followed:
-            items = with_follows(items, followed, sub.max_papers)
-            total += sum(1 for f in followed if f.score < sub.min_score)
-        digests.append(Digest(subscription=sub, day=day, items=items, total_candidates=total))
+    with _gc_paused():
+        ranking = score_all(cands, wide, exclude_ids=exclude)
+        for si, sub in enumerate(subscriptions):
+            matcher = matchers.get(si)
+            if matcher is None and sub.id not in rated:
+                items = ranking.items(si)
+                digests.append(
+                    Digest(subscription=sub, day=day, items=items, total_candidates=ranking.count(si))
+                )
+                continue
+            items = ranking.items(si, limit=False)
+            followed: list[ScoredPaper] = []
+            if matcher is not None:
+                followed = followed_items(items, matcher)
+                if follow_anywhere:
+                    if today is None:
+                        today = store.announced_on(day)
+                    seen = {it.paper.id for it in items} | exclude.get(sub.id, set())
+                    followed += followed_elsewhere(today, sub, matcher, seen)
+                    followed.sort(key=lambda f: -f.score)  # stable: feed order on ties
+                if wide[si].announce_types != sub.announce_types:
+                    items = [it for it in items if it.announce_type in sub.announce_types]
+            if sub.id in rated:
+                assert rescorer is not None
+                total = sum(1 for i in items if i.score >= sub.min_score)
+                items = rescorer(sub, items)
+            else:
+                items = [it for it in items if it.score >= sub.min_score]
+                total = len(items)
+                items = items[: sub.max_papers]
+            if followed:
+                items = with_follows(items, followed, sub.max_papers)
+                total += sum(1 for f in followed if f.score < sub.min_score)
+            digests.append(Digest(subscription=sub, day=day, items=items, total_candidates=total))
     return digests
 
 

@@ -85,10 +85,18 @@ class Subscription:
     name: str = ""
     feed_token: str = ""
     deactivated_reason: str | None = None
+    #: How a digest looks in the chat (see :data:`LAYOUTS`); "" = the platform's default.
+    layout: str = ""
 
     @property
     def label(self) -> str:
         return self.name or f"{self.platform}:{self.chat}"
+
+
+#: How a digest is laid out in a chat: ``thread`` — a header, then one message per paper (a
+#: thread on Slack, replies on Telegram); ``compact`` — one message listing the papers with
+#: numbered rating buttons (split only past the platform's message limits).
+LAYOUTS = ("thread", "compact")
 
 
 #: What a config file sets for its own subscription (the rest is state kept by the bot).

@@ -252,7 +252,12 @@ def eligible(sub: Subscription, listings: Iterable[tuple[str, str]]) -> tuple[st
     first of the subscription's categories that lists the paper decides, and only ``new``
     passes (a cs.LG paper cross-listed to cs.AI was seen first as ``cross`` and dropped).
     """
-    wanted = set(sub.categories)
+    return _eligible(sub, frozenset(sub.categories), listings)
+
+
+def _eligible(
+    sub: Subscription, wanted: frozenset[str], listings: Iterable[tuple[str, str]]
+) -> tuple[str, str] | None:
     if sub.mode == "seed":
         for cat in sub.categories:
             for lc, lt in listings:
@@ -274,6 +279,13 @@ _TYPE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
 def _reasons(
     idx: KeywordIndex, s: _Sub, in_title: set[int], anywhere: set[int]
 ) -> tuple[float, list[Reason]]:
+    reasons = _reason_list(idx, s, in_title, anywhere)
+    return sum(r.weight for r in reasons), reasons
+
+
+def _reason_list(
+    idx: KeywordIndex, s: _Sub, in_title: set[int], anywhere: set[int]
+) -> list[Reason]:
     """Reasons in keyword-id order: title hits (the strongest) first, then the abstract's."""
     hits = sorted(s.kwset & anywhere)
     titles = idx.title_reasons(0.5 if s.seed else s.sub.title_weight)
@@ -281,7 +293,7 @@ def _reasons(
     if len(reasons) < len(hits):
         plain = idx.abstract_reasons
         reasons += [plain[k] for k in hits if k not in in_title]
-    return sum(r.weight for r in reasons), reasons
+    return reasons
 
 
 @dataclass
@@ -299,8 +311,12 @@ class Ranking:
     cands: np.ndarray
     bounds: np.ndarray
     matches: list[tuple[set[int], set[int], set[int], set[int]] | None]
-    listing_of: list[list[tuple[str, str] | None]]
+    eligibility: _Eligibility
     group_of: list[int]
+
+    def count(self, si: int) -> int:
+        """How many candidates subscription ``si`` kept (score at least its floor)."""
+        return int(self.bounds[si + 1] - self.bounds[si])
 
     def top(self, si: int, limit: bool = True) -> list[tuple[float, int]]:
         """(score, candidate index) pairs of subscription ``si``, best first."""
@@ -317,8 +333,9 @@ class Ranking:
             m = self.matches[ci]
             assert m is not None
             t, a = (m[2], m[3]) if x.seed else (m[0], m[1])
-            _, reasons = _reasons(self.idx, x, t, a)
-            listing = self.listing_of[ci][gi]
+            reasons = _reason_list(self.idx, x, t, a)
+            # The listing that let the subscription's group see the paper (as in score_all).
+            listing = self.eligibility.listing(gi, self.candidates[ci].listings)
             assert listing is not None
             out.append(
                 ScoredPaper(
@@ -330,6 +347,48 @@ class Ranking:
                 )
             )
         return out
+
+
+class _Eligibility:
+    """Which groups of subscriptions (same categories, policy and mode) may see a paper.
+
+    Asking :func:`eligible` of every group for every paper costs papers × groups; with
+    100,000 chats that is tens of millions of calls.  Instead the ``words`` groups are
+    indexed by (category or archive, announce type), and a paper looks up its own few
+    listings: the groups found are exactly those :func:`eligible` accepts.  ``seed`` groups
+    (the original's first-category rule) are looked up by category and then asked.
+    """
+
+    def __init__(self, reps: Sequence[Subscription]) -> None:
+        self.words: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.seed: dict[str, list[int]] = defaultdict(list)
+        self.reps = reps
+        self.wanted = [frozenset(rep.categories) for rep in reps]
+        for gi, rep in enumerate(reps):
+            for c in dict.fromkeys(rep.categories):
+                if rep.mode == "seed":
+                    self.seed[c].append(gi)
+                else:
+                    for t in dict.fromkeys(rep.announce_types):
+                        self.words[(c, t)].append(gi)
+
+    def groups(self, listings: tuple[tuple[str, str], ...]) -> list[int]:
+        """The indexes of the groups that may see a paper with these listings."""
+        found: set[int] = set()
+        seed: set[int] = set()
+        for lc, lt in listings:
+            archive = lc.split(".", 1)[0]
+            keys = (lc, archive) if archive != lc else (lc,)
+            for key in keys:
+                found.update(self.words.get((key, lt), ()))
+                if self.seed:
+                    seed.update(self.seed.get(key, ()))
+        found.update(gi for gi in seed if self.listing(gi, listings) is not None)
+        return sorted(found)
+
+    def listing(self, gi: int, listings: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
+        """:func:`eligible` for group ``gi``."""
+        return _eligible(self.reps[gi], self.wanted[gi], listings)
 
 
 @contextmanager
@@ -394,7 +453,11 @@ def score_all(
     groups: dict[tuple[tuple[str, ...], tuple[str, ...], str], list[int]] = defaultdict(list)
     for i, s in enumerate(subscriptions):
         groups[(s.categories, s.announce_types, s.mode)].append(i)
-    group_list = [(subscriptions[m[0]], np.asarray(m, dtype=np.int64)) for m in groups.values()]
+    group_reps = [subscriptions[m[0]] for m in groups.values()]
+    group_of = np.zeros(n, dtype=np.int64)
+    for gi, members in enumerate(groups.values()):
+        group_of[members] = gi
+    eligibility = _Eligibility(group_reps)
     delivered: dict[str, list[int]] = defaultdict(list)
     if exclude_ids:
         for si, s in enumerate(subscriptions):
@@ -402,37 +465,26 @@ def score_all(
                 delivered[pid].append(si)
 
     # 1. Match every eligible paper once (the only per-paper Python work).
-    listing_of: list[list[tuple[str, str] | None]] = []
     matches: list[tuple[set[int], set[int], set[int], set[int]] | None] = []
-    mask_cache: dict[tuple[int, ...], np.ndarray] = {}
     rows: list[int] = []  # candidate index of each eligible paper
-    masks: list[np.ndarray] = []  # which subscriptions may see it
+    row_groups: list[np.ndarray] = []  # which groups (hence subscriptions) may see it
     hit_row: list[int] = []  # (paper row, keyword, in title) for every keyword hit
     hit_kw: list[int] = []
     hit_title: list[bool] = []
     drop_row: list[int] = []  # (paper row, subscription) pairs an exclude or the ledger drops
     drop_sub: list[int] = []
-    for ci, cand in enumerate(candidates):
-        # Eligibility depends only on (categories, policy, mode): once per group, not per sub.
-        per_group = [eligible(rep, cand.listings) for rep, _ in group_list]
-        listing_of.append(per_group)
-        which = tuple(gi for gi, hit in enumerate(per_group) if hit is not None)
+    for cand in candidates:
+        which = eligibility.groups(cand.listings)
         if not which:
             matches.append(None)
             continue
-        ok = mask_cache.get(which)
-        if ok is None:
-            ok = np.zeros(n, dtype=bool)
-            for gi in which:
-                ok[group_list[gi][1]] = True
-            mask_cache[which] = ok
         p = cand.paper
         w_title, w_any = idx.match_words(p.title, p.abstract)
         s_title, s_any = idx.match_seed(p.title, p.abstract)
         matches.append((w_title, w_any, s_title, s_any))
         row = len(rows)
-        rows.append(ci)
-        masks.append(ok)
+        rows.append(len(matches) - 1)
+        row_groups.append(np.asarray(which, dtype=np.int64))
         for kws, in_title in ((w_any, w_title), (s_any, s_title)):
             if not kws:
                 continue
@@ -474,16 +526,15 @@ def score_all(
         da, db = np.searchsorted(dr, [lo, hi]) if dr.size else (0, 0)
         if db > da:
             scores[dr[da:db] - lo, ds[da:db]] = -np.inf
-        keep = np.stack(masks[lo:hi]) & (scores >= floor)
+        seen = np.zeros((hi - lo, len(group_reps)), dtype=bool)
+        for r in range(lo, hi):
+            seen[r - lo, row_groups[r]] = True
+        keep = seen[:, group_of] & (scores >= floor)
         r_idx, s_idx = np.nonzero(keep)
         out_subs.append(s_idx)
         out_scores.append(scores[r_idx, s_idx])
         out_cands.append(cand_of_row[r_idx + lo])
 
-    group_of = [0] * n
-    for gi, (_, members) in enumerate(group_list):
-        for m in members.tolist():
-            group_of[m] = gi
     if out_subs:
         all_subs = np.concatenate(out_subs)
         all_scores = np.concatenate(out_scores)
@@ -503,8 +554,8 @@ def score_all(
         all_cands,
         bounds,
         matches,
-        listing_of,
-        group_of,
+        eligibility,
+        group_of.tolist(),
     )
 
 

@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Config
 from bot.delivery import Deliverer, DeliveryReport
 from bot.engine import Engine
+from bot.fanout import FanOut
 from bot.models import Digest, Subscription
 from bot.platform import Adapter
 from bot.scheduler import Scheduler, due_days, fetch_trigger
+from storage import Unfinished
 
 if TYPE_CHECKING:
     from bot.web import WebApp
 
 log = logging.getLogger(__name__)
 
-MAX_PARALLEL_DELIVERIES = 64
+MAX_PARALLEL_DELIVERIES = 64  # the fan-out's workers
 SHUTDOWN_GRACE_S = 20.0
 READY = "herald serve is running"
 
@@ -56,6 +58,7 @@ class Service:
         self.engine = engine
         self.store = engine.store
         self.deliverer = deliverer
+        self.fanout = FanOut(deliverer, workers=MAX_PARALLEL_DELIVERIES)
         self.scheduler = scheduler
         self.adapters = dict(adapters)
         self.web = web
@@ -217,21 +220,8 @@ class Service:
         return digests
 
     async def deliver_all(self, digests: Sequence[Digest]) -> list[DeliveryReport]:
-        sem = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
-
-        async def one(d: Digest) -> DeliveryReport:
-            async with sem:
-                return await self.deliver_digest(d)
-
-        tasks = [self.spawn(one(d)) for d in digests]
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        out = []
-        for d, r in zip(digests, results, strict=True):
-            if isinstance(r, BaseException):
-                log.error("delivery to %s failed: %r", d.subscription.label, r)
-            else:
-                out.append(r)
-        return out
+        """Every digest, fairly interleaved at each platform's pace (:mod:`bot.fanout`)."""
+        return await self.fanout.deliver(digests, self.adapters)
 
     async def deliver_digest(self, digest: Digest) -> DeliveryReport:
         return await self.deliverer.deliver_digest(
@@ -253,12 +243,21 @@ class Service:
     async def resume(self) -> None:
         """On start: finish interrupted deliveries, fetch if one was missed, send due digests."""
         try:
-            for sub, day, remaining in await asyncio.to_thread(self._unfinished):
-                log.info("resuming the %s digest of %s (%d left)", day, sub.label, remaining)
-                digests = await asyncio.to_thread(
-                    self.engine.digests, [sub], day, skip_delivered=False
+            # Chats with a message left unsure by the crash first: on a platform without
+            # history (Telegram) it is looked for past the chat's newest known message, so
+            # nothing new may be posted in its chat (another forum topic) before.
+            batches: dict[tuple[bool, dt.date], list[Subscription]] = defaultdict(list)
+            for sub, row in await asyncio.to_thread(self._unfinished):
+                log.debug(
+                    "resuming the %s digest of %s (%d left)", row.day, sub.label, row.remaining
                 )
-                await self.deliver_digest(digests[0])
+                batches[(row.ambiguous == 0, row.day)].append(sub)
+            for (_, day), subs in sorted(batches.items()):
+                log.info("resuming the %s digests of %d chats", day, len(subs))
+                digests = await asyncio.to_thread(
+                    self.engine.digests, subs, day, skip_delivered=False
+                )
+                await self.deliver_all(digests)
             if await asyncio.to_thread(self._fetch_overdue):
                 await self.run_fetch()
             else:
@@ -266,13 +265,13 @@ class Service:
         except Exception:
             log.exception("catching up after start failed")
 
-    def _unfinished(self) -> list[tuple[Subscription, dt.date, int]]:
+    def _unfinished(self) -> list[tuple[Subscription, Unfinished]]:
         out = []
         for row in self.store.unfinished_deliveries():
             sub = self.store.subscription_by_id(row.subscription_id)
             if sub is None or not sub.active or sub.platform not in self.adapters:
                 continue
-            out.append((sub, row.day, row.remaining))
+            out.append((sub, row))
         return out
 
     def _fetch_overdue(self) -> bool:

@@ -313,3 +313,12 @@ def m100_slack_installations(db: Database) -> None:
         {"state": str, "platform": str, "expires_at": float}, pk="state"
     )
     db.table("oauth_states").create_index(["expires_at"])
+
+
+@migrations()
+def m300_layouts(db: Database) -> None:
+    # A chat's digest layout (thread | compact; NULL: its platform's default), and the layout
+    # each day's plan was made for, so a delivery resumed after a crash (or after the chat
+    # changed its layout) sends and looks for its messages as they were planned.
+    db.table("subscriptions").add_column("layout", str)
+    db.table("deliveries").add_column("layout", str)

@@ -59,6 +59,10 @@ class RatingsStore(Base):
             for r in self._rows(sql + " ORDER BY r.at, r.paper_id", params)
         ]
 
+    def rated_subscription_ids(self) -> set[int]:
+        """Every subscription someone has rated a paper for."""
+        return {r[0] for r in self._rows("SELECT DISTINCT subscription_id FROM ratings")}
+
     def rating_count(self, subscription_id: int) -> int:
         return self._count(
             "SELECT count(*) FROM ratings WHERE subscription_id = ?", [subscription_id]

@@ -35,6 +35,7 @@ class LedgerRow:
     attempts: int
     error: str | None
     updated_at: str
+    layout: str = "thread"  # what the day's plan was made for: thread | compact
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ def _to_sub(r: sqlite3.Row) -> Subscription:
             v = bool(v)
         elif f in _NUMBERS and (v is None or not math.isfinite(v)):
             v = _DEFAULTS[f]  # a damaged row (NaN is stored as NULL) reads as the default
+        elif v is None and _DEFAULTS[f] is not None:
+            v = _DEFAULTS[f]  # a column added by a later migration is NULL in older rows
         kw[f] = v
     return Subscription(id=r["id"], **kw)
 

@@ -37,6 +37,10 @@ SCRIPT = [
         "Digest at 07:30 Europe/Berlin · up to 5 papers",
     ),
     ("/settings", "Categories: cs.LG (new, cross)"),
+    ("/settings", "summaries in de · thread layout"),  # the platform's default here
+    ("/settings layout compact", "Saved.\nCategories: cs.LG"),
+    ("/settings", "summaries in de · compact layout"),
+    ("/settings layout Thread", "· thread layout"),
     ("/status", "Your private feed: http://"),
     ("/mute diffusion", "Muted: diffusion."),
     ("/mute", "Muted topics: diffusion"),
@@ -60,6 +64,7 @@ BAD_ARGUMENTS = [
     ("/settings max lots", "max: 'lots' is not a whole number."),
     ("/settings lang 123", "lang: '123' is not a language code"),
     ("/settings cross maybe", "cross: cross takes on or off."),
+    ("/settings layout grid", "layout: layout takes thread (a message per paper) or compact"),
     ("/settings colour blue", "Unknown setting 'colour'. Usage: /settings [time HH:MM]"),
     ("/settings time", "'time' needs a value."),
     ("/summarize", "Usage: /summarize <arXiv id or URL>"),

@@ -295,6 +295,7 @@ def tg_env(
                 "api_base_url": fake.api_url,
                 "per_chat_interval_s": 0,
                 "global_rate": 300,
+                "layout": "thread",  # a message per paper (the compact layout: test_fanout)
             },
             schedule={"default_time": "00:00"},
             learning={"enabled": False},

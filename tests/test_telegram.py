@@ -78,6 +78,7 @@ def tg_config(
             "telegram.api_base_url": fake.api_url,
             "telegram.per_chat_interval_s": 0,
             "telegram.admins": [str(LISTED)],
+            "telegram.layout": "thread",  # these tests are about a message per paper
             "learning.enabled": False,
             "scoring.max_papers": 3,
         }
@@ -520,7 +521,7 @@ async def test_admin_status_comes_from_telegram_and_is_cached(
     tg_config: Callable[..., Config], fake: FakeTelegram
 ) -> None:
     def lookups() -> list[str | None]:
-        return [c.form().get("user_id") for c in fake.calls_to("/getChatMember")]
+        return [str(c.json().get("user_id")) for c in fake.calls_to("/getChatMember")]
 
     async with running(tg_config(), fake) as bot:
         assert "Subscribed" in await bot.reply(GROUP, ADMIN, "/subscribe cs.LG")

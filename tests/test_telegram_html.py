@@ -356,7 +356,7 @@ def test_callback_data_rejects_what_it_cannot_carry() -> None:
 def test_keyboard_shows_the_tally() -> None:
     markup = keyboard(rating_buttons("2601.19278", 3, 0))
     assert markup is not None
-    kb = markup.to_dict()["inline_keyboard"]
+    kb = markup["inline_keyboard"]
     assert [(b["text"], b["callback_data"]) for b in kb[0]] == [
         ("👍 3", "r:+:2601.19278"),
         ("👎", "r:-:2601.19278"),

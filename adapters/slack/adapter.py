@@ -57,6 +57,7 @@ from adapters.slack.blocks import (
     SUMMARIZE_COMMAND,
     SUMMARY_EVENT,
     Message,
+    compact_sizes,
     metadata_matches,
     paper_of,
     parse_action,
@@ -64,6 +65,7 @@ from adapters.slack.blocks import (
     parse_thread_message,
     render_answer,
     render_card,
+    render_compact,
     render_header,
     render_item,
     reply_text,
@@ -71,7 +73,7 @@ from adapters.slack.blocks import (
 )
 from adapters.slack.files import FileImports
 from adapters.slack.installs import HeraldInstallations, HeraldOAuthStates, workspace_key
-from bot.cards import RATE_DOWN, RATE_UP
+from bot.cards import RATE_DOWN, RATE_UP, CompactDigest
 from bot.commands import GENERIC_ERROR, make_command
 from bot.config import Config, secret
 from bot.core import Core
@@ -971,6 +973,34 @@ class SlackAdapter:
             # Not knowing is not "not there": the ledger keeps the row ambiguous and retries.
             raise DeliveryError(
                 f"cannot look up {sub.label}/{day}/{paper_id or 'header'} on Slack ({exc})"
+            ) from None
+
+    # -- the compact layout ------------------------------------------------------------------
+    def compact_sizes(self, view: CompactDigest) -> list[int]:
+        return compact_sizes(view)
+
+    async def send_compact(self, digest: Digest, part: CompactDigest, thread: Sent | None) -> Sent:
+        """One compact message in the channel; a later part (past Slack's block limits) in
+        the first one's thread."""
+        thread_ts = (thread.thread_id or thread.message_id) if thread is not None else None
+        resp = await self._post(digest.subscription.chat, render_compact(digest, part), thread_ts)
+        return Sent(resp["ts"], thread_ts or resp["ts"])
+
+    async def find_compact(
+        self, digest: Digest, part: CompactDigest, thread: Sent | None
+    ) -> Sent | None:
+        """A compact message by its metadata (the first row it carries), like find_sent."""
+        sub, day = digest.subscription, digest.day
+        first = HEADER if part.header is not None else part.paper_ids[0]
+        try:
+            if first == HEADER:
+                return await self._find_header(sub, day)
+            if thread is None:
+                return None
+            return await self._find_reply(sub, day, first, thread)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(
+                f"cannot look up {sub.label}/{day}/{first or 'header'} on Slack ({exc})"
             ) from None
 
     async def _find_header(self, sub: Subscription, day: dt.date) -> Sent | None:

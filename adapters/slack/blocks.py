@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards import RATE_DOWN, RATE_UP, header_text
+from bot.cards import RATE_DOWN, RATE_UP, CompactDigest, CompactEntry, header_text
 from bot.commands import make_command
 from bot.models import Button, Card, Command, Digest
 
@@ -139,15 +139,23 @@ def buttons_block(buttons: tuple[Button, ...]) -> dict[str, Any]:
 
 def with_buttons(blocks: list[dict[str, Any]], buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
     """``blocks`` (as Slack echoes them in an action payload) with the rating buttons
-    replaced by ``buttons`` (their new tally); added if the message had none."""
+    replaced by ``buttons`` (their new tally); added if the message had none.  In a compact
+    message, the buttons of ``buttons``' paper are the ones replaced (each paper has its own
+    actions block; its block_id is kept)."""
     out = copy.deepcopy(blocks)
     fresh = buttons_block(buttons)
-    for i, block in enumerate(out):
-        if block.get("type") == "actions" and any(
-            el.get("action_id") in (RATE_UP, RATE_DOWN) for el in block.get("elements", [])
-        ):
-            out[i] = fresh
-            return out
+    paper = buttons[0].paper_id if buttons else None
+    rating = [
+        i
+        for i, block in enumerate(out)
+        if block.get("type") == "actions"
+        and any(el.get("action_id") in (RATE_UP, RATE_DOWN) for el in block.get("elements", []))
+    ]
+    mine = [i for i in rating if any(el.get("value") == paper for el in out[i]["elements"])]
+    for i in mine[:1] or rating[:1]:
+        fresh["block_id"] = out[i].get("block_id", RATE_BLOCK)
+        out[i] = fresh
+        return out
     return [*out, fresh]
 
 
@@ -262,6 +270,78 @@ def render_item(digest: Digest, card: Card) -> list[Message]:
     """A digest's thread reply for one paper (several when it must be split)."""
     md = item_metadata(digest.subscription.id, digest.day, card.paper_id)
     return render_card(card, metadata=md)
+
+
+# -- the compact layout: one message listing the day's papers ----------------------------------
+#: Each paper is a section and its actions block: 2 of the 50 blocks a message may hold.
+COMPACT_ENTRIES_MAX = 20
+COMPACT_TITLE_MAX = 600  # escaped: the view model keeps titles to 200 characters
+COMPACT_BYLINE_MAX = 300
+COMPACT_SUMMARY_MAX = 1500
+
+
+def _compact_entry_blocks(e: CompactEntry) -> list[dict[str, Any]]:
+    text = (
+        f"*{e.number}. <{escape_mrkdwn(e.url)}|{clip_escaped(e.title, COMPACT_TITLE_MAX)}>*\n"
+        f"{clip_escaped(e.byline, COMPACT_BYLINE_MAX)}"
+    )
+    if e.score is not None:
+        text += f" · *{e.score:.1f}*" + (" · _exploring_" if e.explore else "")
+    if e.summary:
+        text += "\n" + clip_escaped(e.summary, COMPACT_SUMMARY_MAX)
+    block = section(text)
+    block["block_id"] = f"arxiv_paper_{e.number}"
+    rate = buttons_block(e.buttons)
+    rate["block_id"] = f"{RATE_BLOCK}_{e.number}"
+    return [block, rate] if e.buttons else [block]
+
+
+def _compact_head_blocks(part: CompactDigest) -> list[dict[str, Any]]:
+    if part.header is None:
+        return [context(f"_arXiv digest · {part.day:%a %d %b} (continued)_")]
+    return [
+        section(f"*{escape_mrkdwn(part.header)}*"),
+        context("All papers in this one message · 👍 / 👎 tune the next digest"),
+    ]
+
+
+def _compact_note_blocks(part: CompactDigest) -> list[dict[str, Any]]:
+    return [context(f"⚠️ {clip_escaped(note, REASONS_MAX)}") for note in part.notes]
+
+
+def render_compact(digest: Digest, part: CompactDigest) -> Message:
+    """A compact digest message (or one part of it): the header, each paper as a numbered
+    section with its own 👍 / 👎, and what is missing.  Its metadata names the first row it
+    carries (the header, or a later part's first paper), like the thread layout's messages,
+    so a crash's unsure message is found the same way."""
+    blocks = _compact_head_blocks(part)
+    for e in part.entries:
+        blocks += _compact_entry_blocks(e)
+    blocks += _compact_note_blocks(part)
+    first = "" if part.header is not None else (part.entries[0].paper_id if part.entries else "")
+    fallback = part.header or f"arXiv digest · {part.day:%a %d %b} (continued)"
+    return {
+        "text": clip_escaped(fallback, FALLBACK_MAX),
+        "blocks": blocks,
+        "metadata": item_metadata(digest.subscription.id, digest.day, first),
+    }
+
+
+def compact_sizes(view: CompactDigest) -> list[int]:
+    """How many of the view's papers each message holds: within 50 blocks
+    (:data:`COMPACT_ENTRIES_MAX` papers) and :data:`MESSAGE_BUDGET` characters of text."""
+    sizes: list[int] = []
+    used = sum(map(_block_chars, _compact_head_blocks(view) + _compact_note_blocks(view)))
+    size = 0
+    for e in view.entries:
+        n = sum(map(_block_chars, _compact_entry_blocks(e)))
+        if size and (size >= COMPACT_ENTRIES_MAX or used + n > MESSAGE_BUDGET):
+            sizes.append(size)
+            used, size = _block_chars(_compact_head_blocks(CompactDigest(view.day, None, ()))[0]), 0
+        used += n
+        size += 1
+    sizes.append(size)
+    return sizes
 
 
 def reply_text(text: str) -> str:

@@ -27,6 +27,7 @@ import hmac
 import html
 import logging
 import re
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,9 +36,7 @@ from aiohttp import web
 from telegram import (
     BotCommand,
     InlineKeyboardMarkup,
-    LinkPreviewOptions,
     Message,
-    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
@@ -62,31 +61,52 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from adapters.telegram import PLATFORM, TelegramSection
+from adapters.telegram.http import AiohttpRequest
 from adapters.telegram.render import (
     GROUP_TYPES,
+    Markup,
     addressed_to,
+    chat_address,
     command_from_message,
+    compact_keyboard,
+    compact_sizes,
     decode_rating,
     escape,
     header_keyboard,
     is_settings_press,
     keyboard,
+    message_address,
+    parse_chat,
+    rated_papers,
+    relabel,
     render_card,
+    render_compact,
     render_header,
     render_text,
 )
+from bot.cards import CompactDigest
 from bot.commands import make_command
 from bot.config import Config, secret
 from bot.core import Core
 from bot.errors import ConfigError, DeliveryError, HeraldError
 from bot.library import MAX_BYTES as LIBRARY_MAX_BYTES
-from bot.models import Card, Command, Digest, Subscription
+from bot.models import Button, Card, Command, Digest, Subscription
 from bot.pacing import KeyedLocks, Pacer
-from bot.platform import Sent
+from bot.platform import Pace, Sent
 
 log = logging.getLogger(__name__)
+
+# Sends and edits go through Bot.do_api_request with the Bot API's JSON (TelegramAdapter._api),
+# which PTB would remind us about on every call.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Please use 'Bot\.\w+' instead of 'Bot\.do_api_request",
+    category=PTBUserWarning,
+)
 
 #: How far past the newest known message a crash's unsure message is looked for.
 MAX_PROBES = 30
@@ -100,17 +120,33 @@ MAX_ANSWER_CHARS = 200  # answerCallbackQuery's text limit
 #: The methods Telegram's flood limits count; only these go through the rate limiter's buckets.
 PACED_METHODS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
 OVERALL_BUCKET = 1.25  # messages; see build_rate_limiter
+BURST_S = 0.01  # at high rates the bucket holds this long's worth of messages
 #: A rate-limiter slot not used within this long is given back, at most this many times.
 STALE_SLOT_S = 0.05
 MAX_STALE_SLOTS = 3
-#: BadRequest descriptions that mean the chat is gone for good (lower case, PTB capitalizes).
-_GONE = ("chat not found", "not enough rights", "have no rights", "chat_write_forbidden")
+#: BadRequest descriptions that mean the chat (or its forum topic) is gone for good (lower
+#: case, PTB capitalizes): a closed or deleted topic is like a chat that blocked the bot.
+_GONE = (
+    "chat not found",
+    "not enough rights",
+    "have no rights",
+    "chat_write_forbidden",
+    "topic_closed",
+    "topic_deleted",
+    "message thread not found",
+)
+_TOPIC_GONE = {
+    "topic_closed": "its forum topic was closed",
+    "topic_deleted": "its forum topic was deleted",
+    "message thread not found": "its forum topic was deleted",
+}
+GROUP_INTERVAL_S = 3.0  # Telegram: 20 messages a minute per group
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 #: getFile hands out files up to 20 MB; a library import stays well below it.
 GETFILE_LIMIT = 20_000_000
 if LIBRARY_MAX_BYTES > GETFILE_LIMIT:  # pragma: no cover - a configuration slip
     raise RuntimeError("library imports larger than Telegram's getFile limit cannot work")
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_NO_PREVIEW = {"is_disabled": True}
 
 
 # -- rate limiting ---------------------------------------------------------------------------
@@ -175,10 +211,15 @@ def build_rate_limiter(
     request for ``retry_after``.  Here the overall bucket holds 1¼ messages (the quarter
     absorbs timer jitter, so the configured rate is really reached) and the group bucket one:
     the same long-run rates, no bursts.
+
+    At paid-broadcast rates a bucket of 1¼ would let one request through per turn of the event
+    loop (aiolimiter wakes a waiter with a timer), far below 1,000 a second; there the bucket
+    holds :data:`BURST_S` worth of messages instead (the core's fan-out already spaces them).
     """
+    bucket = max(OVERALL_BUCKET, global_rate * BURST_S)
     return MessageRateLimiter(
-        overall_max_rate=OVERALL_BUCKET,
-        overall_time_period=OVERALL_BUCKET / global_rate,
+        overall_max_rate=bucket,
+        overall_time_period=bucket / global_rate,
         group_max_rate=1 if group_per_minute else 0,
         group_time_period=60.0 / group_per_minute if group_per_minute else 0,
         max_retries=max_retries,
@@ -193,7 +234,11 @@ def delivery_error(exc: TelegramError, chat_id: int | str) -> DeliveryError:
     if isinstance(exc, Forbidden):
         return DeliveryError(f"{where}: {text}", permanent=True)
     if isinstance(exc, BadRequest):
-        permanent = any(g in text.lower() for g in _GONE)
+        lower = text.lower()
+        permanent = any(g in lower for g in _GONE)
+        for code, meaning in _TOPIC_GONE.items():
+            if code in lower:
+                text = f"{meaning} ({text})"
         return DeliveryError(f"{where}: {text}", permanent=permanent)
     if isinstance(exc, RetryAfter):
         after = exc.retry_after
@@ -251,29 +296,46 @@ def _has_button(message: Message, data: str) -> bool:
     return bool(data) and any(b.callback_data == data for row in rows for b in row)
 
 
-def _day_of(data: str) -> dt.date | None:
-    """The digest day a rating button carries (``r:+:2601.19278:260122``), if any."""
-    tail = data.rsplit(":", 1)[-1]
-    if data.count(":") < 3 or not (len(tail) == 6 and tail.isdigit()):
-        return None
+def _is_group(chat: str) -> bool:
+    """Groups, supergroups (and their topics) and channels have negative ids."""
+    return chat.startswith("-")
+
+
+def _chat_of(chat: str) -> str:
+    """A forum topic's group (its topics share the group's limits and message ids)."""
+    return chat.split("/", 1)[0]
+
+
+def _topic(message: Message) -> int | None:
+    """The forum topic a message is in (None: a plain chat, or a forum's General)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def _where(sub: Subscription) -> tuple[int, int | None]:
+    """A subscription's chat id and forum topic; a chat we did not make is refused like a
+    chat that is gone."""
     try:
-        return dt.datetime.strptime(tail, "%y%m%d").date()
+        return parse_chat(sub.chat)
     except ValueError:
-        return None
+        raise DeliveryError(
+            f"{sub.chat!r} is not a Telegram chat (a chat id, or chat id/topic)", permanent=True
+        ) from None
 
 
 def _paper_of(message: Message) -> str | None:
     """The paper a message of ours is about, from its rating buttons (the last part of a long
-    card carries them); None when it has none."""
+    card carries them); None when it has none, or rates several (a compact digest: the
+    question then names its paper)."""
     markup = message.reply_markup
+    papers = set()
     for row in markup.inline_keyboard if markup is not None else ():
         for button in row:
             rating = decode_rating(
                 button.callback_data if isinstance(button.callback_data, str) else None
             )
             if rating is not None:
-                return rating[1]
-    return None
+                papers.add(rating[1])
+    return papers.pop() if len(papers) == 1 else None
 
 
 def _host(url: str) -> str:
@@ -326,7 +388,7 @@ class TelegramAdapter:
         self.pacer = Pacer(self.section.per_chat_interval_s)
         self._command_locks = KeyedLocks()
         self._admin_cache: dict[tuple[int, int], tuple[bool, float]] = {}
-        self._keyboard_dirty: dict[tuple[int, int], tuple[str, str, dt.date | None]] = {}
+        self._keyboard_dirty: dict[tuple[int, int], tuple[str, InlineKeyboardMarkup]] = {}
         self._keyboard_tasks: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._connected = False
         self._newest: dict[int, int] = {}  # chat → newest own message id while answering
@@ -346,18 +408,29 @@ class TelegramAdapter:
     ) -> Application[Any, Any, Any, Any, Any, Any]:
         # Timeouts: a send that hangs for long only holds up its own chat; polling adds its
         # long-poll timeout on top of get_updates_read_timeout.
+        # Sends go over aiohttp (adapters.telegram.http: 1,000 a second must not cost the
+        # machine); long polling keeps PTB's own transport.
         return (
             Application.builder()
             .token(token)
             .base_url(self.section.api_base_url)
             .base_file_url(_file_url(self.section.api_base_url))
-            .rate_limiter(rate_limiter or build_rate_limiter(self.section.global_rate))
+            .rate_limiter(rate_limiter or build_rate_limiter(self.section.rate))
             .concurrent_updates(True)
-            .connect_timeout(5.0)
-            .read_timeout(15.0)
-            .write_timeout(15.0)
-            .pool_timeout(10.0)
-            .get_updates_read_timeout(10.0)
+            .request(
+                AiohttpRequest(
+                    connect_timeout=5.0, read_timeout=15.0, write_timeout=15.0, pool_timeout=10.0
+                )
+            )
+            .get_updates_request(
+                HTTPXRequest(
+                    connection_pool_size=1,
+                    connect_timeout=5.0,
+                    read_timeout=10.0,
+                    write_timeout=15.0,
+                    pool_timeout=10.0,
+                )
+            )
             .build()
         )
 
@@ -454,10 +527,25 @@ class TelegramAdapter:
         return web.Response(text="ok")
 
     # -- Sender ------------------------------------------------------------------------------
+    @property
+    def pace(self) -> Pace:
+        """How fast the core's fan-out may go: the bot's overall rate (1,000 a second with
+        paid broadcasts), one message a second per chat, one in 3 s per group."""
+        interval = self.section.per_chat_interval_s
+        return Pace(
+            per_second=self.section.rate,
+            chat_interval=interval,
+            group_interval=max(interval, GROUP_INTERVAL_S) if interval else 0.0,
+            is_group=_is_group,
+            chat_of=_chat_of,
+        )
+
     async def send_header(self, digest: Digest) -> Sent:
         sub = digest.subscription
-        msg = await self._post(sub, render_header(digest), keyboard=header_keyboard(digest.day))
-        return Sent(str(msg.message_id), str(msg.message_id))
+        _, topic = _where(sub)
+        markup = header_keyboard(digest.day, topic)
+        message_id = await self._post(sub, render_header(digest), keyboard=markup)
+        return Sent(str(message_id), str(message_id))
 
     async def send_item(self, digest: Digest, card: Card, thread: Sent) -> Sent:
         """The paper as a reply to the header; a long one in several parts, buttons on the last.
@@ -466,10 +554,11 @@ class TelegramAdapter:
         this paper does not repeat them.
         """
         sub = digest.subscription
+        _, topic = _where(sub)
         chunks = render_card(card)
         reply_to = int(thread.thread_id or thread.message_id)
-        buttons = keyboard(card.buttons, digest.day)
-        sent: list[Message] = []
+        buttons = keyboard(card.buttons, digest.day, topic)
+        sent: list[int] = []
         try:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
@@ -479,9 +568,24 @@ class TelegramAdapter:
                     )
                 )
         except DeliveryError:
-            await self._retract(sent)
+            await self._retract(_where(sub)[0], sent)
             raise
-        return Sent(str(sent[0].message_id), thread.thread_id)
+        return Sent(str(sent[0]), thread.thread_id)
+
+    def compact_sizes(self, view: CompactDigest) -> list[int]:
+        return compact_sizes(view)
+
+    async def send_compact(self, digest: Digest, part: CompactDigest, thread: Sent | None) -> Sent:
+        """One compact message: the papers listed, numbered 👍/👎 rows under it.  A part after
+        the first (a digest past 4,096 units) replies to the first."""
+        sub = digest.subscription
+        _, topic = _where(sub)
+        reply_to = int(thread.thread_id or thread.message_id) if thread is not None else None
+        message_id = await self._post(
+            sub, render_compact(part), reply_to=reply_to, keyboard=compact_keyboard(part, topic)
+        )
+        first = str(message_id)
+        return Sent(first, thread.thread_id if thread is not None else first)
 
     async def find_sent(
         self, digest: Digest, card: Card | None, thread: Sent | None
@@ -490,34 +594,75 @@ class TelegramAdapter:
         answers an ``editMessageReplyMarkup`` with the *identical* keyboard with "message is
         not modified" for our own message that carries it, "message to edit not found" where
         there is no message, and refuses people's messages.  Every digest message's keyboard
-        is its own (it carries the day), so probing the ids after the newest message we know
-        of in the chat finds it, or shows it is not there.
+        is its own (it carries the day, and the forum topic), so probing the ids after the
+        newest message we know of in the chat — in any of its topics, which share one
+        sequence of ids — finds it, or shows it is not there.
         """
         sub = digest.subscription
-        markup: InlineKeyboardMarkup | None
+        _, topic = _where(sub)
+        markup: Markup | None
         if card is None:
-            markup, text = header_keyboard(digest.day), render_header(digest)
+            markup, text = header_keyboard(digest.day, topic), render_header(digest)
         else:
-            markup, text = keyboard(card.buttons, digest.day), render_card(card)[-1]
+            markup, text = keyboard(card.buttons, digest.day, topic), render_card(card)[-1]
+        return await self._find(sub, markup, text, thread)
+
+    async def find_compact(
+        self, digest: Digest, part: CompactDigest, thread: Sent | None
+    ) -> Sent | None:
+        """:meth:`find_sent` for a compact message: its keyboard is as much its own."""
+        sub = digest.subscription
+        _, topic = _where(sub)
+        return await self._find(sub, compact_keyboard(part, topic), render_compact(part), thread)
+
+    async def _find(
+        self,
+        sub: Subscription,
+        markup: Markup | None,
+        text: str,
+        thread: Sent | None,
+    ) -> Sent | None:
         if markup is None:
             return None
-        # Nothing known in the chat (no command answered, no digest sent): it is new, so its
-        # first messages are the ones to look at.
-        start = await self.core.last_message_id(PLATFORM, sub.chat) or 0
-        found = await self._probe(int(sub.chat), start, markup, _html_to_plain(text))
+        chat_id, topic = _where(sub)
+        if thread is not None:
+            # A paper (or a later part) comes after its own digest's first message.
+            start = int(thread.message_id)
+        else:
+            # Nothing known in the chat (no command answered, no digest sent): it is new, so
+            # its first messages are the ones to look at.
+            start = await self.core.last_message_id(PLATFORM, str(chat_id), topics=True) or 0
+        # Messages the ledger knows (this digest's, other topics') are not the unsure one:
+        # stepping over them also leaves their buttons alone.
+        known = await self.core.sent_message_ids(PLATFORM, str(chat_id), start)
+        found = await self._probe(chat_id, topic, start, markup, _html_to_plain(text), known)
         if found is None:
             return None
         return Sent(str(found), thread.thread_id if thread else str(found))
 
     async def _probe(
-        self, chat_id: int, start: int, markup: InlineKeyboardMarkup, text: str
+        self,
+        chat_id: int,
+        topic: int | None,
+        start: int,
+        markup: Markup,
+        text: str,
+        known: set[int],
     ) -> int | None:
-        misses = 0
-        for message_id in range(start + 1, start + 1 + MAX_PROBES):
+        misses = probes = 0
+        message_id = start
+        while probes < MAX_PROBES:
+            message_id += 1
+            if message_id in known:
+                continue
+            probes += 1
             try:
                 async with self.pacer.turn(chat_id):
-                    edited = await self.bot.edit_message_reply_markup(
-                        chat_id, message_id, reply_markup=markup
+                    edited = await self._api(
+                        "editMessageReplyMarkup",
+                        chat_id=chat_id,
+                        message_id=message_id,
+                        reply_markup=markup,
                     )
             except BadRequest as exc:
                 answer = exc.message.lower()
@@ -536,8 +681,14 @@ class TelegramAdapter:
                 raise delivery_error(exc, chat_id) from None
             misses = 0
             # Our own message without this keyboard: the edit went through.  It is ours if it
-            # is this very message (its keyboard had changed since); otherwise put it back.
-            if isinstance(edited, Message) and (edited.text or "") == text:
+            # is this very message (its keyboard had changed since) — same text, same topic;
+            # otherwise put it back.
+            if (
+                isinstance(edited, dict)
+                and edited.get("text", "") == text
+                and (edited.get("message_thread_id") if edited.get("is_topic_message") else None)
+                == topic
+            ):
                 return message_id
             log.warning(
                 "probing Telegram chat %s for an unsure message touched message %s; "
@@ -547,7 +698,9 @@ class TelegramAdapter:
             )
             with contextlib.suppress(TelegramError):
                 async with self.pacer.turn(chat_id):
-                    await self.bot.edit_message_reply_markup(chat_id, message_id)
+                    await self._api(
+                        "editMessageReplyMarkup", chat_id=chat_id, message_id=message_id
+                    )
         return None
 
     async def send_note(self, sub: Subscription, text: str) -> None:
@@ -555,38 +708,58 @@ class TelegramAdapter:
             await self._post(sub, chunk)
 
     # -- sending -----------------------------------------------------------------------------
+    async def _api(self, method: str, **params: Any) -> Any:
+        """A Bot API call with its JSON in and out (through PTB's limiter, retries and
+        errors): a fan-out's messages need none of PTB's objects, which cost more to build
+        than the rest of the send."""
+        return await self.bot.do_api_request(
+            method, api_kwargs={k: v for k, v in params.items() if v is not None}
+        )
+
     async def _post(
         self,
         target: Subscription | int,
         text: str,
         *,
         reply_to: int | None = None,
-        keyboard: InlineKeyboardMarkup | None = None,
-    ) -> Message:
-        """sendMessage (HTML, no link preview), paced per chat; failures → DeliveryError.
+        keyboard: Markup | None = None,
+        topic: int | None = None,
+    ) -> int:
+        """sendMessage (HTML, no link preview), paced per chat; its message id, or a
+        DeliveryError.
 
-        A chat upgraded to a supergroup is followed (and its subscription moved); HTML that
-        Telegram refuses to parse — our bug, not the reader's — is sent as plain text instead
-        of blocking the digest.
+        ``target``: a subscription (its chat, or its chat's forum topic) or a chat id (with
+        ``topic``, a forum topic's message_thread_id).  A chat upgraded to a supergroup is
+        followed (and its subscription moved); HTML that Telegram refuses to parse — our bug,
+        not the reader's — is sent as plain text instead of blocking the digest.
         """
         sub = target if isinstance(target, Subscription) else None
-        chat_id = int(target.chat) if isinstance(target, Subscription) else int(target)
+        if isinstance(target, Subscription):
+            chat_id, topic = _where(target)
+        else:
+            chat_id = target
         parse_mode: str | None = ParseMode.HTML
-        replying = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        replying = (
+            {"message_id": reply_to, "allow_sending_without_reply": True} if reply_to else None
+        )
         for attempt in range(3):
             try:
                 async with self.pacer.turn(chat_id):
-                    sent: Message = await self.bot.send_message(
-                        chat_id,
-                        text,
+                    sent = await self._api(
+                        "sendMessage",
+                        chat_id=chat_id,
+                        text=text,
                         parse_mode=parse_mode,
                         link_preview_options=_NO_PREVIEW,
                         reply_parameters=replying,
                         reply_markup=keyboard,
+                        message_thread_id=topic,
+                        allow_paid_broadcast=True if self.section.paid_broadcast else None,
                     )
+                message_id = int(sent["message_id"])
                 if sub is None and chat_id in self._newest:  # an answer to a command
-                    self._newest[chat_id] = max(self._newest[chat_id], sent.message_id)
-                return sent
+                    self._newest[chat_id] = max(self._newest[chat_id], message_id)
+                return message_id
             except ChatMigrated as exc:
                 if attempt == 2:
                     raise delivery_error(exc, chat_id) from None
@@ -597,22 +770,23 @@ class TelegramAdapter:
                 replying = None  # the message replied to stayed in the old group
             except BadRequest as exc:
                 if parse_mode is None or not _is_entity_error(exc) or attempt == 2:
-                    raise delivery_error(exc, chat_id) from None
+                    raise delivery_error(exc, chat_address(chat_id, topic)) from None
                 log.warning("Telegram refused our HTML (%s); sending plain text", exc.message)
                 text, parse_mode = _html_to_plain(text), None
             except TelegramError as exc:
-                raise delivery_error(exc, chat_id) from None
+                raise delivery_error(exc, chat_address(chat_id, topic)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _edit(
-        self, chat_id: int, message_id: int, text: str, keyboard: InlineKeyboardMarkup | None
+        self, chat_id: int, message_id: int, text: str, keyboard: Markup | None
     ) -> None:
         try:
             async with self.pacer.turn(chat_id):
-                await self.bot.edit_message_text(
-                    text,
-                    chat_id,
-                    message_id,
+                await self._api(
+                    "editMessageText",
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    text=text,
                     parse_mode=ParseMode.HTML,
                     link_preview_options=_NO_PREVIEW,
                     reply_markup=keyboard,
@@ -623,15 +797,15 @@ class TelegramAdapter:
         except TelegramError as exc:
             raise delivery_error(exc, chat_id) from None
 
-    async def _retract(self, messages: list[Message]) -> None:
-        for msg in messages:
+    async def _retract(self, chat_id: int, message_ids: list[int]) -> None:
+        for message_id in message_ids:
             try:
-                await self.bot.delete_message(msg.chat_id, msg.message_id)
+                await self.bot.delete_message(chat_id, message_id)
             except TelegramError as exc:
                 log.warning(
                     "could not delete part %s of a half-sent paper in chat %s: %s",
-                    msg.message_id,
-                    msg.chat_id,
+                    message_id,
+                    chat_id,
                     exc,
                 )
 
@@ -653,9 +827,9 @@ class TelegramAdapter:
         finally:
             # Where this chat's messages have got to (commands and their answers are not in
             # the delivery ledger): after a crash, an unsure digest message is looked for
-            # past it.
+            # past it.  Kept for the chat, not the topic: its topics share the ids.
             newest = max(message.message_id, self._newest.pop(message.chat_id, 0))
-            await self.core.seen(PLATFORM, cmd.chat, newest)
+            await self.core.seen(PLATFORM, str(message.chat_id), newest)
 
     async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A /command we have no handler for: the core answers with help.
@@ -683,15 +857,15 @@ class TelegramAdapter:
             return
         # Slow ones show "working…" at once, don't hold up the chat's queue, and have the
         # answer edited in.
-        chat_id = message.chat_id
+        chat_id, topic = message.chat_id, _topic(message)
         reply_to = message.message_id if message.chat.type in GROUP_TYPES else None
-        working = await self._post(chat_id, escape(working_text), reply_to=reply_to)
+        working = await self._post(chat_id, escape(working_text), reply_to=reply_to, topic=topic)
         reply = await self.core.handle(cmd, self)
         if reply.reply_to and reply.card is None:
             # The answer belongs under another message (today's digest header), and an edit
             # cannot make a message a reply: "working…" gives way to a reply there.
             try:
-                await self.bot.delete_message(chat_id, working.message_id)
+                await self.bot.delete_message(chat_id, working)
             except TelegramError as exc:
                 log.info("could not delete a working message in chat %s: %s", chat_id, exc)
             else:
@@ -701,16 +875,18 @@ class TelegramAdapter:
             chunks, buttons = render_card(reply.card), keyboard(reply.card.buttons)
         else:
             chunks, buttons = render_text(reply.text or "✓"), None
-        await self._edit(
-            chat_id, working.message_id, chunks[0], buttons if len(chunks) == 1 else None
-        )
+        await self._edit(chat_id, working, chunks[0], buttons if len(chunks) == 1 else None)
         for i, chunk in enumerate(chunks[1:], 2):
             last = i == len(chunks)
             await self._post(
-                chat_id, chunk, reply_to=working.message_id, keyboard=buttons if last else None
+                chat_id,
+                chunk,
+                reply_to=working,
+                keyboard=buttons if last else None,
+                topic=topic,
             )
         if reply.data.get("ask") or reply.card is not None:  # replies to it ask about it
-            await self.core.answered(PLATFORM, cmd.chat, str(working.message_id), reply)
+            await self.core.answered(PLATFORM, cmd.chat, str(working), reply)
 
     async def _answer(self, message: Message, text: str, reply_to: str | None = None) -> None:
         """A plain reply; in groups as a reply to the command, so it is clear whose it was."""
@@ -718,7 +894,7 @@ class TelegramAdapter:
         if to is None and message.chat.type in GROUP_TYPES:
             to = message.message_id
         for chunk in render_text(text):
-            await self._post(message.chat_id, chunk, reply_to=to)
+            await self._post(message.chat_id, chunk, reply_to=to, topic=_topic(message))
             to = None
 
     async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -734,7 +910,7 @@ class TelegramAdapter:
             message.is_topic_message and message.message_thread_id == target.message_id
         ):
             return  # a plain message in a forum topic "replies" to the topic's first message
-        chat = str(message.chat_id)
+        chat = message_address(message)  # a forum topic is a chat of its own
         user = message.from_user
         who = str(user.id) if user is not None else chat
         text = re.sub(rf"@{re.escape(self.bot.username)}\b", " ", message.text, flags=re.I)
@@ -749,17 +925,22 @@ class TelegramAdapter:
         newest = message.message_id
         try:
             working_text = self.core.working_text(make_command(PLATFORM, chat, who, "ask"))
+            topic = _topic(message)
             working = await self._post(
-                message.chat_id, escape(working_text or "⏳"), reply_to=message.message_id
+                message.chat_id,
+                escape(working_text or "⏳"),
+                reply_to=message.message_id,
+                topic=topic,
             )
-            newest = working.message_id
+            newest = working
             reply = await self.core.ask(question)
             chunks = render_text(reply.text)
-            await self._edit(message.chat_id, working.message_id, chunks[0], None)
+            await self._edit(message.chat_id, working, chunks[0], None)
             for chunk in chunks[1:]:
-                sent = await self._post(message.chat_id, chunk, reply_to=working.message_id)
-                newest = sent.message_id
-            await self.core.answered(PLATFORM, chat, str(working.message_id), reply)
+                newest = await self._post(
+                    message.chat_id, chunk, reply_to=working, topic=topic
+                )
+            await self.core.answered(PLATFORM, chat, str(working), reply)
         except DeliveryError as exc:
             log.warning("could not answer a question in Telegram chat %s: %s", chat, exc)
         finally:
@@ -812,7 +993,7 @@ class TelegramAdapter:
             with contextlib.suppress(TelegramError):
                 await query.answer()
             return
-        chat = str(message.chat.id)
+        chat = message_address(message)
         if is_settings_press(data):
             await self._answer_query(query, await self.core.settings_text(PLATFORM, chat))
             return
@@ -824,8 +1005,8 @@ class TelegramAdapter:
         value, paper_id = parsed
         reply = await self.core.rate(PLATFORM, chat, str(query.from_user.id), paper_id, value)
         await self._answer_query(query, reply.text)
-        if not reply.error:
-            self._refresh_keyboard(message.chat.id, message.message_id, chat, paper_id, data)
+        if not reply.error and message.reply_markup is not None:
+            self._refresh_keyboard(message.chat.id, message.message_id, chat, message.reply_markup)
 
     async def _answer_query(self, query: Any, text: str) -> None:
         if len(text) > MAX_ANSWER_CHARS:
@@ -836,15 +1017,17 @@ class TelegramAdapter:
             log.info("answerCallbackQuery failed: %s", exc)
 
     def _refresh_keyboard(
-        self, chat_id: int, message_id: int, chat: str, paper_id: str, data: str
+        self, chat_id: int, message_id: int, chat: str, markup: InlineKeyboardMarkup
     ) -> None:
         """Show the tally; presses that arrive while an edit is under way share the next one.
 
-        Each edit reads the tally fresh, so the last edit always shows the final count, and a
-        burst of presses in a busy group costs one or two edits, not one per press.
+        Each edit reads the tallies fresh, so the last edit always shows the final counts, and
+        a burst of presses in a busy group costs one or two edits, not one per press.  Every
+        paper on the message is relabelled (a compact message holds many): its keyboard is
+        rebuilt from the one it carries, each rating button with its paper's count.
         """
         key = (chat_id, message_id)
-        self._keyboard_dirty[key] = (chat, paper_id, _day_of(data))
+        self._keyboard_dirty[key] = (chat, markup)
         if key not in self._keyboard_tasks:
             self._keyboard_tasks[key] = asyncio.create_task(self._flush_keyboard(key))
 
@@ -852,12 +1035,17 @@ class TelegramAdapter:
         chat_id, message_id = key
         try:
             while key in self._keyboard_dirty:
-                chat, paper_id, day = self._keyboard_dirty.pop(key)
-                buttons = await self.core.buttons(PLATFORM, chat, paper_id)
+                chat, markup = self._keyboard_dirty.pop(key)
+                tallies: dict[str, tuple[Button, ...]] = {}
+                for paper_id in rated_papers(markup):
+                    tallies[paper_id] = await self.core.buttons(PLATFORM, chat, paper_id)
                 try:
                     async with self.pacer.turn(chat_id):
-                        await self.bot.edit_message_reply_markup(
-                            chat_id, message_id, reply_markup=keyboard(buttons, day)
+                        await self._api(
+                            "editMessageReplyMarkup",
+                            chat_id=chat_id,
+                            message_id=message_id,
+                            reply_markup=relabel(markup, tallies),
                         )
                 except BadRequest as exc:
                     if not _is_not_modified(exc):
@@ -877,7 +1065,7 @@ class TelegramAdapter:
             return
         doc = message.document
         name = doc.file_name or "document"
-        chat = str(message.chat.id)
+        chat = message_address(message)  # a forum topic is a chat of its own
         user = str(message.from_user.id) if message.from_user is not None else chat
         addressed = message.chat.type not in GROUP_TYPES
         if not await self.core.wants_file(PLATFORM, chat, name, addressed=addressed):
@@ -888,8 +1076,12 @@ class TelegramAdapter:
                 await self._answer(message, refused.text)
                 return
             reply_to = None if addressed else message.message_id
+            topic = _topic(message)
             working = await self._post(
-                message.chat_id, escape(self.core.import_working_text(name)), reply_to=reply_to
+                message.chat_id,
+                escape(self.core.import_working_text(name)),
+                reply_to=reply_to,
+                topic=topic,
             )
             try:
                 tg_file = await doc.get_file()
@@ -900,9 +1092,9 @@ class TelegramAdapter:
             else:
                 reply = await self.core.import_library(PLATFORM, chat, user, name, data)
             chunks = render_text(reply.text)
-            await self._edit(message.chat_id, working.message_id, chunks[0], None)
+            await self._edit(message.chat_id, working, chunks[0], None)
             for chunk in chunks[1:]:
-                await self._post(message.chat_id, chunk, reply_to=working.message_id)
+                await self._post(message.chat_id, chunk, reply_to=working, topic=topic)
         except DeliveryError as exc:
             log.warning("could not answer a file in Telegram chat %s: %s", chat, exc)
 

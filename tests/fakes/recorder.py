@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.cards import CompactDigest
 from bot.errors import DeliveryError
 from bot.models import Card, Digest, Subscription
 from bot.platform import Sent
@@ -15,12 +16,13 @@ from bot.platform import Sent
 @dataclass
 class Post:
     chat: str
-    kind: str  # header | item | note
+    kind: str  # header | item | note | compact
     text: str
     paper: str = ""
     day: str = ""
     thread: str | None = None
     message_id: str = ""
+    papers: tuple[str, ...] = ()  # a compact message's papers
 
 
 class Crash(BaseException):
@@ -39,6 +41,7 @@ class RecordingAdapter:
     delay: float = 0.0
     sends: int = 0
     cards: list[Card] = field(default_factory=list)  # every card sent, in order
+    compact_max: int = 100  # papers per compact message (the platform's limit)
 
     async def connect(self) -> None: ...
 
@@ -99,6 +102,48 @@ class RecordingAdapter:
 
     async def send_note(self, sub: Subscription, text: str) -> None:
         await self._send(Post(sub.chat, "note", text))
+
+    def compact_sizes(self, view: CompactDigest) -> list[int]:
+        n = len(view.entries)
+        sizes = [min(self.compact_max, n - i) for i in range(0, n, self.compact_max)]
+        return sizes or [0]
+
+    async def send_compact(self, digest: Digest, part: CompactDigest, thread: Sent | None) -> Sent:
+        sub = digest.subscription
+        first = "" if part.header is not None else part.paper_ids[0]
+        return await self._send(
+            Post(
+                sub.chat,
+                "compact",
+                part.header or "continued",
+                first,
+                digest.day.isoformat(),
+                thread.thread_id if thread else None,
+                papers=part.paper_ids,
+            )
+        )
+
+    async def find_compact(
+        self, digest: Digest, part: CompactDigest, thread: Sent | None
+    ) -> Sent | None:
+        if not self.can_find:
+            return None
+        sub, day = digest.subscription, digest.day
+        first = "" if part.header is not None else part.paper_ids[0]
+        for p in self.posts:
+            same = p.chat == sub.chat and p.day == day.isoformat() and p.paper == first
+            if same and p.kind == "compact":
+                return Sent(p.message_id, p.thread or p.message_id)
+        return None
+
+    def compact_papers(self, chat: str | None = None) -> list[str]:
+        """Every paper posted in compact messages, in order (repeats included)."""
+        return [
+            pid
+            for p in self.posts
+            if p.kind == "compact" and (chat is None or p.chat == chat)
+            for pid in p.papers
+        ]
 
     def items(self, chat: str | None = None) -> list[str]:
         return [

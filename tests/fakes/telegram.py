@@ -36,6 +36,18 @@ What is modelled (see https://core.telegram.org/bots/api):
   ``getWebhookInfo``), commands with scopes, messages with Telegram's HTML parser
   (:func:`parse_telegram_html`), UTF-16 length limits, inline keyboards, replies, edits, deletions,
   callback queries, chats, members, blocking, group→supergroup migration and flood limits.
+* Forum topics: a supergroup added with ``is_forum=True`` has topics, made with the test
+  helpers :meth:`FakeTelegram.create_forum_topic`, :meth:`~FakeTelegram.close_forum_topic`,
+  :meth:`~FakeTelegram.reopen_forum_topic` and :meth:`~FakeTelegram.delete_forum_topic`.
+  A topic's ``message_thread_id`` is the id of its "topic created" service message (ids are
+  the group's, shared by all topics); messages in it carry ``message_thread_id``,
+  ``is_topic_message`` and, unless they reply to something else, the service message as
+  ``reply_to_message``.  ``sendMessage`` into a closed topic answers
+  ``400 Bad Request: TOPIC_CLOSED``, into a deleted or unknown one
+  ``400 Bad Request: message thread not found``; without ``message_thread_id`` a message
+  goes to the forum's General topic.
+* Paid broadcasts: a send with ``allow_paid_broadcast`` counts against
+  ``paid_broadcast_rate`` (1,000 a second) instead of ``global_rate``.
 
 Deliberate differences from the real server:
 
@@ -170,6 +182,7 @@ _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _BOT_COMMAND_RE = re.compile(r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>@])")
 _URL_RE = re.compile(r"(?<![\w@/])https?://[^\s<>\"]+", re.IGNORECASE)
+_SPECIAL = re.compile(r"[&<]")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,6 +305,15 @@ def parse_telegram_html(html: str, *, strict: bool = True) -> tuple[str, list[di
     i = 0
     while i < n:
         c = html[i]
+        if c != "&" and c != "<":
+            # A run of plain text up to the next entity or tag, in one piece.
+            m = _SPECIAL.search(html, i)
+            j = m.start() if m else n
+            chunk = html[i:j]
+            out.append(chunk)
+            u16 += utf16_len(chunk)
+            i = j
+            continue
         if c == "&":
             char, new_i = _decode_html_entity(html, i)
             if char is not None:
@@ -522,9 +544,12 @@ def _strip_with_entities(
 
 def detect_entities(text: str, existing: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Auto-detected ``url`` and ``bot_command`` entities of ``text`` (not inside code/links)."""
-    cum = [0]
-    for ch in text:
-        cum.append(cum[-1] + (2 if ord(ch) > 0xFFFF else 1))
+    if utf16_len(text) == len(text):
+        cum: Any = range(len(text) + 1)  # no astral characters: offsets are indexes
+    else:
+        cum = [0]
+        for ch in text:
+            cum.append(cum[-1] + (2 if ord(ch) > 0xFFFF else 1))
     blocked = [
         (e["offset"], e["offset"] + e["length"])
         for e in existing
@@ -588,6 +613,17 @@ class StoredMessage:
     edits: list[dict[str, Any]] = field(default_factory=list)  # previous versions, oldest first
     params: dict[str, Any] = field(default_factory=dict)  # all request parameters, decoded
     document: dict[str, Any] | None = None  # a file a user sent (text is then its caption)
+    service: dict[str, Any] | None = None  # a service message's field, e.g. forum_topic_created
+
+
+@dataclass
+class Topic:
+    """A forum topic: its thread id is the id of the message that created it."""
+
+    thread_id: int
+    name: str
+    closed: bool = False
+    deleted: bool = False
 
 
 @dataclass
@@ -605,6 +641,8 @@ class ChatState:
     migrated_to: int | None = None
     next_message_id: int = 1
     messages: dict[int, StoredMessage] = field(default_factory=dict)
+    is_forum: bool = False
+    topics: dict[int, Topic] = field(default_factory=dict)
 
 
 @dataclass
@@ -617,6 +655,8 @@ class SendRecord:
     text: str | None
     at: float  # time.monotonic()
     wall: float  # time.time()
+    message_thread_id: int | None = None
+    paid: bool = False  # sent with allow_paid_broadcast
 
 
 @dataclass
@@ -786,6 +826,8 @@ class FakeTelegram(FakeServer):
         self.webhook_retry_delay = 0.05
         self.webhook_timeout = 5.0
         self.webhook_redirect: str | None = None
+        self.paid_broadcast_rate = 1000.0
+        self.record_calls = True  # keep every request in ``calls`` (off for long benchmarks)
 
         self.rejected_429 = 0
         self.webhook_deliveries: list[WebhookDelivery] = []
@@ -810,6 +852,7 @@ class FakeTelegram(FakeServer):
         self._closed: asyncio.Event | None = None
         self._sends: list[SendRecord] = []
         self._global_window: collections.deque[float] = collections.deque()
+        self._paid_window: collections.deque[float] = collections.deque()
         self._chat_windows: dict[int, collections.deque[float]] = {}
         self._group_windows: dict[int, collections.deque[float]] = {}
         self._poll_generation = 0
@@ -866,6 +909,14 @@ class FakeTelegram(FakeServer):
         }
 
     # ==== server plumbing =======================================================================
+
+    @web.middleware
+    async def _record(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
+        if self.record_calls:
+            return await super()._record(request, handler)
+        return await handler(request)
 
     def setup_routes(self, app: web.Application) -> None:
         self._wake = asyncio.Event()
@@ -1023,14 +1074,16 @@ class FakeTelegram(FakeServer):
             return int(rate), 1.0
         return 1, 1.0 / rate
 
-    def _check_rate(self, chat: ChatState) -> None:
+    def _check_rate(self, chat: ChatState, paid: bool = False) -> None:
         """Raise 429 if accepting one more send/edit now would exceed a flood limit."""
         if not self.enforce_rate_limits:
             return
         now = time.monotonic()
         waits = []
         checks: list[tuple[collections.deque[float], int, float]] = []
-        if self.global_rate:
+        if paid and self.paid_broadcast_rate:
+            checks.append((self._paid_window, *self._rate_spec(self.paid_broadcast_rate)))
+        elif self.global_rate:
             checks.append((self._global_window, *self._rate_spec(self.global_rate)))
         if self.per_chat_rate:
             window = self._chat_windows.setdefault(chat.id, collections.deque())
@@ -1052,10 +1105,20 @@ class FakeTelegram(FakeServer):
                 {"retry_after": retry_after},
             )
 
-    def _record_send(self, chat: ChatState, message_id: int, method: str, text: str | None) -> None:
+    def _record_send(
+        self,
+        chat: ChatState,
+        message_id: int,
+        method: str,
+        text: str | None,
+        thread: int | None = None,
+        paid: bool = False,
+    ) -> None:
         now = time.monotonic()
-        self._sends.append(SendRecord(chat.id, message_id, method, text, now, time.time()))
-        self._global_window.append(now)
+        self._sends.append(
+            SendRecord(chat.id, message_id, method, text, now, time.time(), thread, paid)
+        )
+        (self._paid_window if paid else self._global_window).append(now)
         self._chat_windows.setdefault(chat.id, collections.deque()).append(now)
         if chat.type in ("group", "supergroup"):
             self._group_windows.setdefault(chat.id, collections.deque()).append(now)
@@ -1109,6 +1172,7 @@ class FakeTelegram(FakeServer):
         """Forget the flood-limit history (not the send log)."""
         with self._mu:
             self._global_window.clear()
+            self._paid_window.clear()
             self._chat_windows.clear()
             self._group_windows.clear()
 
@@ -1151,21 +1215,26 @@ class FakeTelegram(FakeServer):
         first_name: str | None = None,
         owner: int | None = None,
         members: Iterable[int] = (),
+        is_forum: bool = False,
     ) -> None:
         """Add (or update) a chat the bot can talk to.
 
         ``type`` is private, group, supergroup or channel.  For a private chat the chat id is the
         user's id and the user is registered.  ``admins`` may include the bot's own id
-        (``fake.bot_id``) to make the bot an administrator.
+        (``fake.bot_id``) to make the bot an administrator.  ``is_forum``: a supergroup with
+        topics (see :meth:`create_forum_topic`).
         """
         if type not in ("private", "group", "supergroup", "channel"):
             raise ValueError(f"bad chat type {type!r}")
+        if is_forum and type != "supergroup":
+            raise ValueError("only a supergroup can be a forum")
         with self._mu:
             chat = self._chats.get(chat_id)
             if chat is None:
                 chat = ChatState(id=chat_id, type=type)
                 self._chats[chat_id] = chat
             chat.type = type
+            chat.is_forum = is_forum
             if type == "private":
                 user = self.add_user(chat_id, first_name=first_name, username=username)
                 chat.first_name = user["first_name"]
@@ -1215,6 +1284,88 @@ class FakeTelegram(FakeServer):
                 members=old.members,
             )
 
+    def create_forum_topic(self, chat_id: int, name: str, *, by: int | None = None) -> int:
+        """Someone (``by``, default the chat's owner or first admin) opens a topic in a forum
+        supergroup; returns its ``message_thread_id`` (the id of the service message)."""
+        with self._mu:
+            chat = self._require_chat_for_test(chat_id)
+            if not chat.is_forum:
+                raise ValueError(f"chat {chat_id} is not a forum (add_chat(is_forum=True))")
+            creator = by or chat.owner or (chat.admins[0] if chat.admins else None)
+            if creator is None:
+                raise ValueError("a topic needs someone to open it: pass by=")
+            user = self.add_user(creator)
+            thread = chat.next_message_id
+            chat.next_message_id += 1
+            chat.messages[thread] = StoredMessage(
+                chat_id=chat.id,
+                message_id=thread,
+                from_bot=False,
+                from_user=user,
+                date=int(time.time()),
+                text="",
+                message_thread_id=thread,
+                service={"forum_topic_created": {"name": name, "icon_color": 7322096}},
+            )
+            chat.topics[thread] = Topic(thread, name)
+            return thread
+
+    def close_forum_topic(self, chat_id: int, thread_id: int) -> None:
+        """Close a topic: the bot's sends into it get ``400 Bad Request: TOPIC_CLOSED``."""
+        with self._mu:
+            self._require_topic(chat_id, thread_id).closed = True
+
+    def reopen_forum_topic(self, chat_id: int, thread_id: int) -> None:
+        with self._mu:
+            self._require_topic(chat_id, thread_id).closed = False
+
+    def delete_forum_topic(self, chat_id: int, thread_id: int) -> None:
+        """Delete a topic and every message in it; sends into it get ``400 Bad Request:
+        message thread not found``."""
+        with self._mu:
+            topic = self._require_topic(chat_id, thread_id)
+            topic.deleted = True
+            for m in self._chats[chat_id].messages.values():
+                if m.message_thread_id == thread_id:
+                    m.deleted = True
+
+    def topic_messages(
+        self, chat_id: int, thread_id: int | None, *, include_incoming: bool = False
+    ) -> list[StoredMessage]:
+        """The bot's (not deleted) messages in one topic of a forum; ``None``: General."""
+        return [
+            m
+            for m in self.messages(chat_id, include_incoming=include_incoming)
+            if m.message_thread_id == thread_id and m.service is None
+        ]
+
+    def _require_topic(self, chat_id: int, thread_id: int) -> Topic:
+        topic = self._require_chat_for_test(chat_id).topics.get(thread_id)
+        if topic is None:
+            raise KeyError(f"no topic {thread_id} in chat {chat_id}")
+        return topic
+
+    def _thread_for_send(self, p: _Params, chat: ChatState, reply_to: int | None) -> int | None:
+        """The topic a new message goes to, or Telegram's refusal."""
+        thread = p.int("message_thread_id")
+        if not chat.is_forum:
+            if thread is None:
+                return None
+            target = chat.messages.get(thread)
+            if chat.type != "supergroup" or target is None or target.deleted:
+                raise ApiError(400, "Bad Request: message thread not found")
+            return thread  # a reply thread of an ordinary supergroup
+        if thread is None and reply_to is not None:
+            thread = chat.messages[reply_to].message_thread_id  # a reply stays in its topic
+        if thread is None:
+            return None  # General
+        topic = chat.topics.get(thread)
+        if topic is None or topic.deleted:
+            raise ApiError(400, "Bad Request: message thread not found")
+        if topic.closed:
+            raise ApiError(400, "Bad Request: TOPIC_CLOSED")
+        return thread
+
     def _require_chat_for_test(self, chat_id: int) -> ChatState:
         chat = self._chats.get(chat_id)
         if chat is None:
@@ -1233,6 +1384,8 @@ class FakeTelegram(FakeServer):
         if chat.username:
             d["username"] = chat.username
         d["type"] = chat.type
+        if chat.is_forum:
+            d["is_forum"] = True
         return d
 
     def _lookup_chat(self, chat_ref: int | str) -> ChatState:
@@ -1290,8 +1443,10 @@ class FakeTelegram(FakeServer):
         first_name: str | None = None,
         title: str | None = None,
         reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
     ) -> int | None:
-        """A user writes ``text`` in a chat; returns the update_id.
+        """A user writes ``text`` in a chat (``message_thread_id``: in that forum topic);
+        returns the update_id.
 
         Unknown chats are created (type ``chat_type``, or private for positive ids, supergroup
         for ``-100…`` ids, group otherwise).  Entities are detected like Telegram does: a leading
@@ -1318,6 +1473,12 @@ class FakeTelegram(FakeServer):
                 chat.username = username
             entities = detect_entities(text) if self.detect_entities else []
             reply_target = chat.messages.get(reply_to_message_id) if reply_to_message_id else None
+            if message_thread_id is not None:
+                topic = chat.topics.get(message_thread_id)
+                if topic is None or topic.deleted:
+                    raise KeyError(f"no topic {message_thread_id} in chat {chat_id}")
+            elif chat.is_forum and reply_target is not None:
+                message_thread_id = reply_target.message_thread_id
             if self.privacy_mode and chat.type in ("group", "supergroup"):
                 mentioned = f"@{self.bot_username}".lower() in text.lower()
                 is_command = bool(entities) and entities[0]["type"] == "bot_command"
@@ -1342,6 +1503,7 @@ class FakeTelegram(FakeServer):
                 entities=entities,
                 raw_text=text,
                 reply_to=reply_target.message_id if reply_target else None,
+                message_thread_id=message_thread_id,
             )
             chat.next_message_id += 1
             chat.messages[message.message_id] = message
@@ -1988,10 +2150,12 @@ class FakeTelegram(FakeServer):
     def _m_send_message(self, p: _Params) -> dict[str, Any]:
         with self._mu:
             chat = self._writable_chat(p)
-            self._check_rate(chat)
+            paid = p.bool("allow_paid_broadcast")
+            self._check_rate(chat, paid)
             text, entities, mode = self._parse_text(p, chat)
             inline_markup, sent_markup = self._parse_reply_markup(p)
             reply_to = self._resolve_reply(p, chat)
+            thread = self._thread_for_send(p, chat, reply_to)
             message = StoredMessage(
                 chat_id=chat.id,
                 message_id=chat.next_message_id,
@@ -2007,12 +2171,12 @@ class FakeTelegram(FakeServer):
                 reply_markup=inline_markup,
                 sent_reply_markup=sent_markup,
                 link_preview_options=self._link_preview(p),
-                message_thread_id=p.int("message_thread_id"),
+                message_thread_id=thread,
                 params=_decoded(p),
             )
             chat.next_message_id += 1
             chat.messages[message.message_id] = message
-            self._record_send(chat, message.message_id, "sendMessage", text)
+            self._record_send(chat, message.message_id, "sendMessage", text, thread, paid)
             return self._message_api(message)
 
     def _resolve_reply(self, p: _Params, chat: ChatState) -> int | None:
@@ -2247,14 +2411,23 @@ class FakeTelegram(FakeServer):
             "chat": self._chat_api(chat),
             "date": message.date,
         }
+        in_topic = message.message_thread_id is not None and chat.is_forum
         if message.message_thread_id is not None:
             d["message_thread_id"] = message.message_thread_id
-        if message.reply_to is not None and with_reply:
-            target = chat.messages.get(message.reply_to)
+        if in_topic:
+            d["is_topic_message"] = True
+        reply_to = message.reply_to
+        if reply_to is None and in_topic and message.message_thread_id != message.message_id:
+            reply_to = message.message_thread_id  # as on Telegram: the topic's first message
+        if reply_to is not None and with_reply:
+            target = chat.messages.get(reply_to)
             if target is not None:
                 d["reply_to_message"] = self._message_api(target, with_reply=False)
         if message.edit_date is not None:
             d["edit_date"] = message.edit_date
+        if message.service is not None:
+            d.update(copy.deepcopy(message.service))
+            return d
         if message.document is not None:
             d["document"] = copy.deepcopy(message.document)
             if message.text:
