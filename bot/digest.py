@@ -87,7 +87,9 @@ def build_digests(
             if matcher is None and sub.id not in rated:
                 items = ranking.items(si)
                 digests.append(
-                    Digest(subscription=sub, day=day, items=items, total_candidates=ranking.count(si))
+                    Digest(
+                        subscription=sub, day=day, items=items, total_candidates=ranking.count(si)
+                    )
                 )
                 continue
             items = ranking.items(si, limit=False)

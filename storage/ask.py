@@ -234,10 +234,15 @@ class AskStore(Base):
         )
         if r is not None:
             return PaperRef(r["paper_id"], r["thread"])
-        r = self._one(
-            "SELECT d.paper_id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id "
-            "WHERE s.platform = ? AND s.chat = ? AND d.message_id = ? "
-            "ORDER BY d.paper_id != '' DESC LIMIT 1",
+        rows = self._rows(
+            "SELECT DISTINCT d.paper_id FROM deliveries d "
+            "JOIN subscriptions s ON s.id = d.subscription_id "
+            "WHERE s.platform = ? AND s.chat = ? AND d.message_id = ? LIMIT 3",
             [platform, chat, message_id],
         )
-        return PaperRef(r["paper_id"]) if r is not None else None
+        papers = {r["paper_id"] for r in rows} - {""}
+        if not rows:
+            return None
+        # One paper: its own message.  None (a header) or several (a compact digest lists
+        # them all): no one paper, the question has to name it.
+        return PaperRef(papers.pop() if len(papers) == 1 else "")

@@ -16,8 +16,16 @@ from adapters.telegram.render import MAX_MESSAGE_UNITS, utf16_len
 from bot.config import Config
 from bot.fanout import FanOut
 from bot.models import SummaryStatus
+from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
-from tests.test_telegram import PRIVATE, running, subscribe, todays_digest
+from tests.test_telegram import (
+    LLM_KEY_ENV,
+    PRIVATE,
+    ask_reply,
+    running,
+    subscribe,
+    todays_digest,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -204,3 +212,38 @@ async def test_paid_broadcasts_are_flagged_and_paced_at_their_rate(
     async with running(tg_config(), fake) as bot:
         assert bot.adapter.pace.per_second == 28 and bot.adapter.section.layout == "compact"
         assert bot.adapter.section.paid_broadcast is False
+
+
+async def test_a_reply_to_a_compact_digest_must_name_its_paper(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One message lists every paper: a reply to it is about none in particular until it
+    names one (an id), and then about exactly that one."""
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(**{"telegram.layout": "compact"}, openai=fake_openai)
+    async with running(cfg, fake) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        assert sub.id is not None
+        report = await bot.deliver(todays_digest(bot.engine, sub))
+        assert report.sent == 4
+        (msg,) = digest_messages(fake, PRIVATE)
+        day = bot.engine.latest_day()
+        assert day is not None
+        papers = [r.paper_id for r in bot.store.deliveries(sub.id, day) if r.paper_id]
+        assert len(papers) == 3
+
+        which = await ask_reply(bot, PRIVATE, PRIVATE, "what is new here?", msg.message_id)
+        assert which.text.startswith("Which paper is your question about?")
+        assert fake_openai.requests == 0
+
+        second = papers[1]
+        named = await ask_reply(
+            bot, PRIVATE, PRIVATE, f"{second} what do they evaluate on?", msg.message_id
+        )
+        assert named.text.startswith("❓ what do they evaluate on?")
+        title = bot.store.get_paper(second)
+        assert title is not None and title.title.split()[0] in named.text
+        assert fake_openai.requests == 1

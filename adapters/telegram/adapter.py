@@ -937,9 +937,7 @@ class TelegramAdapter:
             chunks = render_text(reply.text)
             await self._edit(message.chat_id, working, chunks[0], None)
             for chunk in chunks[1:]:
-                newest = await self._post(
-                    message.chat_id, chunk, reply_to=working, topic=topic
-                )
+                newest = await self._post(message.chat_id, chunk, reply_to=working, topic=topic)
             await self.core.answered(PLATFORM, chat, str(working), reply)
         except DeliveryError as exc:
             log.warning("could not answer a question in Telegram chat %s: %s", chat, exc)
