@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from telegram.error import RetryAfter
 
 from adapters.telegram.adapter import TelegramAdapter, build_rate_limiter
 from adapters.telegram.render import MAX_MESSAGE_UNITS, render_card, utf16_len
@@ -748,6 +749,58 @@ async def test_a_storm_beyond_the_retries_pauses_and_resumes_without_loss(
         assert_sent_once(fake, PRIVATE, digest)
         header = fake.messages(PRIVATE)[0]
         assert all(m.reply_to == header.message_id for m in fake.messages(PRIVATE)[1:])
+
+
+async def test_a_retry_after_a_429_returns_telegrams_answer_even_on_a_busy_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slot the loop was too busy to use is given back -- but a retry after a 429 was
+    already paced by retry_after, and its answer must come back (it once came back as None
+    when the loop was busy: a TypeError in the middle of a fan-out)."""
+    limiter = build_rate_limiter(10_000, group_per_minute=0, max_retries=2)
+    await limiter.initialize()
+    loop = asyncio.get_running_loop()
+    real_time = loop.time
+    busy = False
+    skew = 0.0
+
+    def clock() -> float:  # once busy, every look at the clock finds a second gone
+        nonlocal skew
+        if busy:
+            skew += 1.0
+        return real_time() + skew
+
+    monkeypatch.setattr(loop, "time", clock)
+    calls = 0
+
+    async def send_message(*args: Any, **kwargs: Any) -> dict[str, int]:
+        nonlocal calls, busy
+        calls += 1
+        if calls == 1:
+            busy = True
+            raise RetryAfter(dt.timedelta(milliseconds=1))
+        return {"message_id": 7}
+
+    try:
+        answer = await limiter.process_request(
+            send_message, (), {}, "sendMessage", {"chat_id": 1}, None
+        )
+    finally:
+        busy = False
+        await limiter.shutdown()
+    assert answer == {"message_id": 7} and calls == 2
+
+
+def test_ptb_rate_limit_give_up_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("telegram.ext.AIORateLimiter")
+    with caplog.at_level(logging.INFO, logger="telegram.ext.AIORateLimiter"):
+        try:
+            raise RetryAfter(dt.timedelta(seconds=1))
+        except RetryAfter:
+            logger.exception("Rate limit hit after maximum of %d retries", 3)
+    (record,) = [r for r in caplog.records if r.name == "telegram.ext.AIORateLimiter"]
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    assert "Rate limit hit after maximum of 3 retries" in caplog.text
 
 
 async def test_a_server_error_half_way_loses_nothing_and_sends_nothing_twice(

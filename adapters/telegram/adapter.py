@@ -183,11 +183,12 @@ class MessageRateLimiter(AIORateLimiter):
 
             async def on_time(*a: Any, **k: Any) -> Any:
                 nonlocal used
-                granted = loop.time()
-                await asyncio.sleep(0)  # resumes only after whatever else the loop is doing
-                if loop.time() - granted > STALE_SLOT_S:
-                    return None
-                used = True
+                if not used:  # a retry after a 429 was paced by retry_after: it always goes
+                    granted = loop.time()
+                    await asyncio.sleep(0)  # resumes only after whatever else the loop does
+                    if loop.time() - granted > STALE_SLOT_S:
+                        return None
+                    used = True
                 return await callback(*a, **k)
 
             result = await super().process_request(
@@ -198,6 +199,22 @@ class MessageRateLimiter(AIORateLimiter):
         return await super().process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )
+
+
+class _OneLine(logging.Filter):
+    """PTB logs "Rate limit hit after maximum of N retries" with the 429's traceback; the
+    delivery reports the same in one line (it pauses and resumes), so keep PTB's line and
+    drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_RATE_LOG = logging.getLogger("telegram.ext.AIORateLimiter")
+if not any(isinstance(f, _OneLine) for f in _RATE_LOG.filters):
+    _RATE_LOG.addFilter(_OneLine())
 
 
 def build_rate_limiter(
