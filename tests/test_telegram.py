@@ -66,11 +66,14 @@ def fake() -> Iterator[FakeTelegram]:
         yield server
 
 
-@pytest.fixture
-def tg_config(
-    make_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+def telegram_config(
+    make_config: Callable[..., Config],
+    fake: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    **defaults: Any,
 ) -> Callable[..., Config]:
-    """A config with Telegram on, pointed at the fake; the token in the environment."""
+    """Configs with Telegram on, pointed at the fake (the token in the environment): these
+    ``defaults`` under each call's own overrides."""
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
 
     def make(openai: FakeOpenAI | None = None, **overrides: Any) -> Config:
@@ -78,15 +81,23 @@ def tg_config(
             "telegram.enabled": True,
             "telegram.api_base_url": fake.api_url,
             "telegram.per_chat_interval_s": 0,
-            "telegram.admins": [str(LISTED)],
-            "telegram.layout": "thread",  # these tests are about a message per paper
             "learning.enabled": False,
             "scoring.max_papers": 3,
+            **defaults,
+            **overrides,
         }
-        values.update(overrides)
         return make_config(openai=openai, **values)
 
     return make
+
+
+@pytest.fixture
+def tg_config(
+    make_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Config]:
+    """These tests are about a message per paper: the thread layout."""
+    defaults = {"telegram.admins": [str(LISTED)], "telegram.layout": "thread"}
+    return telegram_config(make_config, fake, monkeypatch, **defaults)
 
 
 def fast_limiter(max_retries: int = 3) -> Any:

@@ -24,13 +24,9 @@ from tests.test_telegram import (
     ask_reply,
     running,
     subscribe,
+    telegram_config,
     todays_digest,
 )
-
-
-@pytest.fixture(autouse=True)
-def _ptb_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 @pytest.fixture
@@ -45,20 +41,7 @@ def tg_config(
     make_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Config]:
     """Telegram on, pointed at the fake, with its default layout (compact)."""
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
-
-    def make(**overrides: Any) -> Config:
-        values: dict[str, Any] = {
-            "telegram.enabled": True,
-            "telegram.api_base_url": fake.api_url,
-            "telegram.per_chat_interval_s": 0,
-            "learning.enabled": False,
-            "scoring.max_papers": 3,
-        }
-        values.update(overrides)
-        return make_config(**values)
-
-    return make
+    return telegram_config(make_config, fake, monkeypatch)
 
 
 def digest_messages(fake: FakeTelegram, chat: int) -> list[StoredMessage]:

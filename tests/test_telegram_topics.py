@@ -19,16 +19,11 @@ from bot.config import Config
 from bot.fanout import FanOut
 from bot.models import Digest
 from tests.fakes.telegram import FakeTelegram, StoredMessage
-from tests.test_telegram import Bot, running, subscribe, todays_digest
+from tests.test_telegram import Bot, running, subscribe, telegram_config, todays_digest
 
 FORUM = -1009990001
 ADMIN = 2002
 MEMBER = 3003
-
-
-@pytest.fixture(autouse=True)
-def _ptb_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 @pytest.fixture
@@ -44,20 +39,8 @@ def fake() -> Iterator[FakeTelegram]:
 def tg_config(
     make_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Config]:
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
-
-    def make(**overrides: Any) -> Config:
-        values: dict[str, Any] = {
-            "telegram.enabled": True,
-            "telegram.api_base_url": fake.api_url,
-            "telegram.per_chat_interval_s": 0,
-            "learning.enabled": False,
-            "scoring.max_papers": 3,
-        }
-        values.update(overrides)
-        return make_config(**values)
-
-    return make
+    """Telegram on, pointed at the fake."""
+    return telegram_config(make_config, fake, monkeypatch)
 
 
 async def say_in_topic(bot: Bot, topic: int | None, user: int, text: str) -> StoredMessage:
