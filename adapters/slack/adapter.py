@@ -961,8 +961,12 @@ class SlackAdapter:
     ) -> Sent | None:
         """Find a message by its metadata; None when it is not there (DeliveryError when Slack
         can't say right now)."""
+        return await self._find(digest, card.paper_id if card is not None else HEADER, thread)
+
+    async def _find(self, digest: Digest, paper_id: str, thread: Sent | None) -> Sent | None:
+        """The message carrying ``paper_id``'s row (HEADER: the digest's header) by its
+        metadata; None when it is not there."""
         sub, day = digest.subscription, digest.day
-        paper_id = card.paper_id if card is not None else HEADER
         try:
             if paper_id == HEADER:
                 return await self._find_header(sub, day)
@@ -990,18 +994,9 @@ class SlackAdapter:
         self, digest: Digest, part: CompactDigest, thread: Sent | None
     ) -> Sent | None:
         """A compact message by its metadata (the first row it carries), like find_sent."""
-        sub, day = digest.subscription, digest.day
-        first = HEADER if part.header is not None else part.paper_ids[0]
-        try:
-            if first == HEADER:
-                return await self._find_header(sub, day)
-            if thread is None:
-                return None
-            return await self._find_reply(sub, day, first, thread)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(
-                f"cannot look up {sub.label}/{day}/{first or 'header'} on Slack ({exc})"
-            ) from None
+        return await self._find(
+            digest, HEADER if part.header is not None else part.paper_ids[0], thread
+        )
 
     async def _find_header(self, sub: Subscription, day: dt.date) -> Sent | None:
         # A day's header is posted on that announcement day or later (catch-up), never before.
