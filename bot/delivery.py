@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 HEADER = ""  # the ledger's paper_id for the day's header message
 THREAD, COMPACT = "thread", "compact"
+#: A digest the platform's flood limit holds up waits for it this many times (each at most
+#: MAX_WAIT_S) before it pauses until the next start.
+MAX_WAITS = 5
+MAX_WAIT_S = 60.0
 
 
 @dataclass
@@ -157,6 +161,10 @@ class DigestRun:
         self.no_papers_note = no_papers_note
         self.report = DeliveryReport(sub, digest.day, layout=self.layout)
         self.done = False
+        #: Set by a step the platform asked to retry later (a flood limit): wait this long
+        #: before the next step.  Whoever runs the steps reads and clears it.
+        self.wait_s = 0.0
+        self._waits = 0
         self._planned = planned
         self._begun = False
         self._empty = False
@@ -192,6 +200,11 @@ class DigestRun:
             except DeliveryError as exc:
                 # Can't tell whether it went out: keep the rows ambiguous and try again
                 # later, rather than risk posting them twice.
+                if self._should_wait(exc):
+                    log.info(
+                        "looking up %s waits %g s: %s", self.subscription.label, self.wait_s, exc
+                    )
+                    return True
                 self.report.failed = f"could not check the platform for an earlier send: {exc}"
                 log.warning("delivery to %s paused: %s", self.subscription.label, exc)
                 return await self._finish()
@@ -228,12 +241,16 @@ class DigestRun:
             # The platform said no: nothing was posted, so the rows go back to pending.
             ids = [r.paper_id for r in unit.rows]
             await _db(self._set, ids, "pending", error=str(exc))
-            self.report.failed = str(exc)
             if exc.permanent:
+                self.report.failed = str(exc)
                 await _db(self.store.deactivate_subscription, self.sub_id, str(exc))
                 self.report.deactivated = True
                 log.warning("deactivated %s: %s", self.subscription.label, exc)
+            elif self._should_wait(exc):
+                log.info("delivery to %s waits %g s: %s", self.subscription.label, self.wait_s, exc)
+                return True
             else:
+                self.report.failed = str(exc)
                 log.warning("delivery to %s paused: %s", self.subscription.label, exc)
             return await self._finish()
         # (asyncio.CancelledError — shutting down mid-call — leaves the rows "sending": we
@@ -245,10 +262,23 @@ class DigestRun:
         # no empty turn in a fan-out.
         return self._remaining > 0 or self._settled()
 
+    def _should_wait(self, exc: DeliveryError) -> bool:
+        """A flood limit that held past the platform client's own retries: the rows are
+        pending again; wait what the platform asked and carry on (a few times, each wait at
+        most :data:`MAX_WAIT_S`), rather than leave the day unfinished until a restart."""
+        after = exc.retry_after
+        if after is None or self._waits >= MAX_WAITS or not 0 <= after <= MAX_WAIT_S:
+            return False
+        self._waits += 1
+        self.wait_s = max(after, 0.1)
+        return True
+
     async def run(self) -> DeliveryReport:
         """Every step, to the end."""
         while await self.step():
-            pass
+            if self.wait_s:
+                await asyncio.sleep(self.wait_s)
+                self.wait_s = 0.0
         return self.report
 
     # -- storage (in a worker thread) --------------------------------------------------------

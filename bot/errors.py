@@ -27,9 +27,13 @@ class DeliveryError(HeraldError):
     """A platform refused or failed a send.
 
     ``permanent`` means the chat is gone for good (bot blocked or removed, channel archived):
-    the subscription is deactivated instead of being retried forever.
+    the subscription is deactivated instead of being retried forever.  ``retry_after``: the
+    platform said when to try again (a flood limit), in seconds.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after

@@ -14,6 +14,9 @@ task per chat would hold 100,000 coroutines (and their cards) for the whole fan-
   message not before its platform's per-chat interval — one message at a time per chat,
   however many subscriptions (forum topics) it holds.  The adapter's own limiter stays as a
   safety net, and still paces what the core does not schedule: command answers, edits;
+* a flood limit that outlasts the platform client's own retries holds that chat, and the
+  platform's pace, back for as long as the platform asked; then the chat's turn comes again
+  (a few times, see :data:`bot.delivery.MAX_WAITS`) instead of pausing until a restart;
 * between turns a chat costs a small queue entry: its :class:`bot.delivery.DigestRun` reads
   its ledger rows and builds its cards only for the message it is sending.
 """
@@ -51,6 +54,10 @@ class RateGate:
         self._next = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    def hold(self, seconds: float) -> None:
+        """The platform asked every send to wait (a flood limit): no slot before then."""
+        self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
 
 
 @dataclass(slots=True)
@@ -137,6 +144,11 @@ class FanOut:
             finally:
                 self._busy.discard(key)
                 self._pause(key, turn, loop.time())
+            if run.wait_s:  # a flood limit: this chat, and the platform's pace, hold back
+                self._ready[key] = max(self._ready.get(key, 0.0), loop.time() + run.wait_s)
+                if turn.gate is not None:
+                    turn.gate.hold(run.wait_s)
+                run.wait_s = 0.0
             if more:
                 queue.append(turn)
             else:

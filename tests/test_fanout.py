@@ -16,7 +16,7 @@ import pytest
 from bot.delivery import Deliverer, report_text
 from bot.engine import Engine
 from bot.errors import DeliveryError
-from bot.fanout import FanOut
+from bot.fanout import FanOut, RateGate
 from bot.models import Digest, Subscription
 from bot.platform import Pace, Sent
 from tests.conftest import DAY
@@ -231,3 +231,58 @@ async def test_a_fan_out_mixes_layouts_and_is_planned_in_one_write(engine: Engin
     for sub in subs:
         rows = engine.store.deliveries(sub.id, D)  # type: ignore[arg-type]
         assert {r.layout for r in rows} == {sub.layout} and {r.state for r in rows} == {"sent"}
+
+
+async def test_a_flood_limit_holds_the_chat_and_the_pace_then_its_turn_comes_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform said "retry after" past its client's own retries: that chat waits what
+    it was told, nothing else goes out before the wait is over (Telegram's limit is the
+    bot's), and the chat's digest still finishes in the same fan-out, each paper once."""
+    subs = [subscribe(engine, f"f{i}", max_papers=2) for i in range(3)]
+    refused: list[tuple[str, float]] = []
+    held: list[float] = []
+    real_hold = RateGate.hold
+
+    def hold(gate: RateGate, seconds: float) -> None:
+        held.append(seconds)
+        real_hold(gate, seconds)
+
+    monkeypatch.setattr(RateGate, "hold", hold)
+
+    @dataclass
+    class Flooded(Timed):
+        async def _send(self, post: Post) -> Sent:
+            try:
+                return await super()._send(post)
+            except DeliveryError:
+                refused.append((post.chat, asyncio.get_running_loop().time()))
+                raise
+
+    flood = DeliveryError("flood limit still hit after retries", retry_after=0.2)
+    rec = Flooded(fail_at={2: flood})
+    rec.pace = Pace(per_second=1000)  # type: ignore[attr-defined]
+    reports = await FanOut(Deliverer(engine.store), workers=4).deliver(
+        digests(engine, subs), {"test": rec}
+    )
+    assert all(r.complete and r.failed is None for r in reports)
+    assert all(r.sent == 3 for r in reports)
+    assert Counter(p.chat for p in rec.posts) == {s.chat: 3 for s in subs}
+    ((chat, at),) = refused
+    spans = rec.spans or []
+    assert min(start for c, start, _ in spans if c == chat and start > at) >= at + 0.2 - 1e-3
+    assert held == [0.2]  # and the platform's pace held back as long
+
+
+async def test_a_held_rate_gate_grants_no_slot_before_the_hold_ends() -> None:
+    gate = RateGate(per_second=1000)
+    loop = asyncio.get_running_loop()
+    await gate.wait()
+    gate.hold(0.2)
+    begin = loop.time()
+    await gate.wait()
+    assert loop.time() - begin >= 0.2 - 1e-3
+    gate.hold(0.0)  # a hold never brings the next slot forward
+    begin = loop.time()
+    await gate.wait()
+    assert loop.time() - begin >= 0.001 - 1e-4

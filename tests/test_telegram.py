@@ -29,6 +29,7 @@ from telegram.error import RetryAfter
 
 from adapters.telegram.adapter import TelegramAdapter, build_rate_limiter
 from adapters.telegram.render import MAX_MESSAGE_UNITS, render_card, utf16_len
+from bot import delivery
 from bot.app import App, build
 from bot.cards import card_for
 from bot.config import Config
@@ -726,7 +727,7 @@ async def test_a_429_storm_is_waited_out_and_nothing_repeats(
         assert_sent_once(fake, PRIVATE, digest)
 
 
-async def test_a_storm_beyond_the_retries_pauses_and_resumes_without_loss(
+async def test_a_storm_past_the_clients_retries_is_waited_out_in_the_same_delivery(
     tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with running(tg_config(), fake, limiter=fast_limiter(max_retries=1)) as bot:
@@ -739,8 +740,35 @@ async def test_a_storm_beyond_the_retries_pauses_and_resumes_without_loss(
         async def storm_before_second_item(*args: Any) -> Any:
             nonlocal calls
             calls += 1
-            if calls == 2:
+            if calls == 2:  # PTB's one retry meets the second 429: the core waits it out
                 fake.fail_next(2, status=429, retry_after=1)
+            return await real_send_item(*args)
+
+        monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)
+        report = await bot.deliver(digest)
+        assert report.complete and report.sent == 4 and report.failed is None
+        assert calls == 4  # the second paper was asked for twice
+        assert_sent_once(fake, PRIVATE, digest)
+        states = [r.state for r in bot.store.deliveries(sub.id, digest.day)]
+        assert states == ["sent"] * 4
+
+
+async def test_a_storm_beyond_the_waits_pauses_and_resumes_without_loss(
+    tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "MAX_WAITS", 1)
+    async with running(tg_config(), fake, limiter=fast_limiter(max_retries=1)) as bot:
+        sub = subscribe(bot.store, PRIVATE)
+        assert sub.id is not None
+        digest = todays_digest(bot.engine, sub)
+        real_send_item = bot.adapter.send_item
+        calls = 0
+
+        async def storm_before_second_item(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:  # two sends of two attempts each: past the one wait allowed
+                fake.fail_next(4, status=429, retry_after=1)
             return await real_send_item(*args)
 
         monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)

@@ -261,7 +261,8 @@ def delivery_error(exc: TelegramError, chat_id: int | str) -> DeliveryError:
         after = exc.retry_after
         seconds = after.total_seconds() if isinstance(after, dt.timedelta) else after
         return DeliveryError(
-            f"{where}: flood limit still hit after retries (retry after {seconds:g} s)"
+            f"{where}: flood limit still hit after retries (retry after {seconds:g} s)",
+            retry_after=seconds,
         )
     if isinstance(exc, InvalidToken):
         return DeliveryError("Telegram no longer accepts the bot token")
