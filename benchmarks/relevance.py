@@ -523,7 +523,7 @@ def groups() -> dict[str, tuple[Reader, ...]]:
         "common": READERS,
         "near": near_readers("common", 8, 0.08),
         "rare": RARE_READERS,
-        "rare-near": near_readers("rare", 8, 0.03),
+        "rare-near": near_readers("rare", 12, 0.03),
     }
 
 

@@ -92,6 +92,48 @@ MMR_LAMBDA = 0.5
 #: A candidate whose learned score is below this many ``weight`` units is not explored.
 EXPLORE_FLOOR = -0.5
 EXPLORE_TEXT = "exploring: outside your usual topics"
+#: Experimental switches (to be settled on the tune half).
+CONTRAST = "none"
+CONTRAST_MU = 10.0
+TRUST = False
+TRUST_TAU = 1.0
+TRUST_FLOOR = 0.2
+TRUST_SIDES = "both"
+WIDE_SHARE = 0.0
+WIDE_REL = 0.2
+WIDE_DIS = 0.4
+WIDE_SIM = 0.4
+DIVERSIFY = False
+BALANCE = 0.0
+PRF_GATE = False
+TRUST_ITERS = 1
+ORACLE = None
+ORACLE_W = 0.0
+CURRENT = ''
+WIDE_MODE = "profile"
+WIDE_NEG = 200
+WIDE_LAMBDA = 0.5
+WIDE_DEN = 0.0
+WIDE_DEN_K = 5
+TRUST_LO = -0.5
+TRUST_HI = 0.75
+TRUST_NEG_LO = -2.0
+TRUST_NEG_HI = -0.5
+PRF_K = 0
+PRF_BETA = 0.5
+PRF_NET = False
+TRUST_MODE = "exp"
+MISTAP = 0.1
+SUPPORT: dict = {}
+KW_OK = 0.0
+KW_A = 2.0
+KW_PRIOR = 0.5
+DISCOUNT_POS = 0.0
+DISCOUNT_NEG = 0.0
+DIVERSE_POOL = 0
+H0 = 0.25
+REG_LAMBDA = 0.5
+REG_DIS = 0.0
 _META_MORE = "learning.more_like_this.{sub}"
 
 _WORD = re.compile(r"[^\W_]+")
@@ -185,6 +227,7 @@ class _Background:
     idf: np.ndarray  # float32[DIM]
     q: np.ndarray  # float32[DIM]: share of background papers holding the feature
     mean: np.ndarray  # float32[DIM]: the average background paper's vector
+    vecs: tuple[_Vec, ...] = ()
 
     def unit(self, vec: _Vec) -> np.ndarray:
         """The paper's vector ``v`` over its buckets: presence × idf, L2-normalised."""
@@ -235,18 +278,6 @@ class _Model:
         return self.pos.n <= 0 and self.neg.n <= 0
 
 
-@dataclass
-class _SubState:
-    """One subscription's ratings as counted, the vectors they were counted with, the model."""
-
-    ratings: dict[tuple[str, str], tuple[float, _Vec]] = field(default_factory=dict)
-    model: _Model = field(default_factory=_Model)
-
-    @property
-    def users(self) -> set[str]:
-        return {u for u, _ in self.ratings}
-
-
 @dataclass(frozen=True, slots=True)
 class _Weights:
     """A model as weights over the current background, ready to score papers."""
@@ -259,17 +290,72 @@ class _Weights:
     has_neg: bool
 
 
-def _side_weights(side: _Side, bg: _Background) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """The ratings as counted for one background: each rating's trust, the model, weights."""
+
+    key: tuple[object, ...]
+    trust: dict[tuple[str, str], float]
+    model: _Model
+    weights: _Weights
+
+
+@dataclass
+class _SubState:
+    """One subscription's ratings, the vectors they were counted with, the raw counts."""
+
+    ratings: dict[tuple[str, str], tuple[float, _Vec]] = field(default_factory=dict)
+    #: Every rating at full strength: the evidence each single rating is judged against.
+    model: _Model = field(default_factory=_Model)
+    version: int = 0
+    fit: _Fit | None = None
+
+    @property
+    def users(self) -> set[str]:
+        return {u for u, _ in self.ratings}
+
+
+def _lookup(side: _Side, idx: np.ndarray) -> np.ndarray:
+    """The side's counts at buckets ``idx`` (0 where it has none)."""
+    if side.idx.size == 0:
+        return np.zeros(len(idx), dtype=np.float64)
+    at = np.minimum(np.searchsorted(side.idx, idx), side.idx.size - 1)
+    return np.where(side.idx[at] == idx, side.r[at], 0.0).astype(np.float64)
+
+
+def _reference(side: _Side, bg: _Background, other: _Side | None) -> np.ndarray:
+    """What the side's papers are contrasted with, per feature of the side."""
+    q = bg.q[side.idx].astype(np.float64)
+    if other is None or other.n <= 0:
+        return q
+    return (_lookup(other, side.idx) + CONTRAST_MU * q) / (other.n + CONTRAST_MU)
+
+
+def _refs(model: _Model) -> tuple[_Side | None, _Side | None]:
+    pos_ref = model.neg if CONTRAST in ("pos", "both") else None
+    neg_ref = model.pos if CONTRAST == "both" else None
+    return pos_ref, neg_ref
+
+
+def _side_weights(side: _Side, bg: _Background, other: _Side | None, lam: float = 0.0, against: _Side | None = None) -> np.ndarray:
     u = np.zeros(DIM, dtype=np.float32)
     if side.n > 0:
-        r, q = side.r, bg.q[side.idx]
+        r, q = side.r.astype(np.float64), bg.q[side.idx].astype(np.float64)
+        if lam and against is not None and against.n > 0:
+            r = np.maximum(0.0, r - lam * _lookup(against, side.idx))
         p = (r + MU * q) / (side.n + MU)
-        u[side.idx] = SCALE * r / (side.n + MU) * np.log(p / q)
+        u[side.idx] = SCALE * r / (side.n + MU) * np.log(p / _reference(side, bg, other))
     return u
 
 
 def _weights(model: _Model, bg: _Background) -> _Weights:
-    pos, neg = _side_weights(model.pos, bg), _side_weights(model.neg, bg)
+    pos_ref, neg_ref = _refs(model)
+    pos = _side_weights(model.pos, bg, pos_ref, DISCOUNT_POS, model.neg)
+    neg = _side_weights(model.neg, bg, neg_ref, DISCOUNT_NEG, model.pos)
+    if BALANCE:
+        total = model.pos.n + model.neg.n + 2 * BALANCE
+        pos *= np.float32(min(1.0, 2 * (model.pos.n + BALANCE) / total))
+        neg *= np.float32(min(1.0, 2 * (model.neg.n + BALANCE) / total))
     return _Weights(
         pos=pos,
         neg=neg,
@@ -278,6 +364,86 @@ def _weights(model: _Model, bg: _Background) -> _Weights:
         has_pos=model.pos.n > 0,
         has_neg=model.neg.n > 0,
     )
+
+
+def _model_of(rows: Sequence[tuple[float, _Vec]]) -> _Model:
+    """A model counted from scratch, in the given order (so the same ratings give the same bits)."""
+    model = _Model()
+    model.apply([(vec, value, 1.0) for value, vec in rows if value != 0])
+    return model
+
+
+def _trust(state: _SubState, bg: _Background, weight: float, model: _Model | None = None, prev: dict | None = None) -> dict[tuple[str, str], float]:
+    """How much each rating counts: 1 unless the rest of the profile contradicts it.
+
+    A rating is judged by the model of every *other* rating (leave-one-out, computed exactly
+    on the paper's own features): a 👍 of a paper that model scores below an average paper, or
+    a 👎 of one it scores above, counts ``exp(−contradiction / TRUST_TAU)`` (at least
+    ``TRUST_FLOOR``).  "More like this" always counts in full.
+    """
+    model = model or state.model
+    w = _weights(model, bg)
+    pos_ref, neg_ref = _refs(model)
+    prepared = {}
+    for sign, side, ref in ((1, model.pos, pos_ref), (-1, model.neg, neg_ref)):
+        if side.n <= 0:
+            continue
+        r = side.r.astype(np.float64)
+        q = bg.q[side.idx].astype(np.float64)
+        qref = _reference(side, bg, ref)
+        m = bg.mean[side.idx].astype(np.float64)
+        logs = np.log((r + MU * q) / qref)
+        prepared[sign] = (side, r, q, qref, m, logs, float(m @ (r * logs)), float(m @ r))
+    out: dict[tuple[str, str], float] = {}
+    ups = sum(1 for v, _ in state.ratings.values() if v > 0)
+    rho = ups / max(1, len(state.ratings))
+    pi = min(0.99, max(0.01, (rho - MISTAP) / (1 - 2 * MISTAP)))
+    priors = {
+        1: pi * (1 - MISTAP) / (pi * (1 - MISTAP) + (1 - pi) * MISTAP),
+        -1: (1 - pi) * (1 - MISTAP) / ((1 - pi) * (1 - MISTAP) + pi * MISTAP),
+    }
+    for key, (value, vec) in state.ratings.items():
+        if ORACLE is not None:
+            out[key] = ORACLE_W if (CURRENT, key[1]) in ORACLE else 1.0
+            continue
+        if not TRUST or abs(value) > 1 or (TRUST_SIDES == "pos" and value < 0):
+            out[key] = 1.0
+            continue
+        sign = 1 if value > 0 else -1
+        side, r, q, qref, m, logs, a_all, b_all = prepared[sign]
+        v = bg.unit(vec).astype(np.float64)
+        at = np.searchsorted(side.idx, vec.idx)
+        strength = abs(value) * (prev[key] if prev else 1.0)
+        rest = side.n - strength
+        own = 0.0
+        if rest > 1e-6:
+            d = rest + MU
+            ri = r[at]
+            left = ri - strength
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = np.where(
+                    left > 1e-9,
+                    SCALE * left / d * np.log((left + MU * q[at]) / (d * qref[at])),
+                    0.0,
+                )
+            mi = m[at]
+            a_i, b_i = float(mi @ (ri * logs[at])), float(mi @ ri)
+            base = SCALE / d * ((a_all - a_i) - math.log(d) * (b_all - b_i)) + float(mi @ u)
+            own = float(v @ u) - base
+        ou, ob, has = (w.neg, w.neg_base, w.has_neg) if sign > 0 else (w.pos, w.pos_base, w.has_pos)
+        other = float(v @ ou[vec.idx]) - ob if has else 0.0
+        agree = weight * (own - other)
+        SUPPORT[key] = (agree, own * weight, other * weight)
+        if TRUST_MODE == "lin":
+            lo, hi = (TRUST_LO, TRUST_HI) if sign > 0 else (TRUST_NEG_LO, TRUST_NEG_HI)
+            x = agree / weight
+            out[key] = max(TRUST_FLOOR, min(1.0, (x - lo) / (hi - lo)))
+        elif TRUST_MODE == "exp":
+            out[key] = 1.0 if agree >= 0 else max(TRUST_FLOOR, math.exp(agree / TRUST_TAU))
+        else:
+            prior = priors[sign]
+            out[key] = prior + (1 - prior) * min(1.0, max(0.0, agree / TRUST_TAU))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,30 +475,51 @@ class Learner:
         self._states: OrderedDict[int, _SubState] = OrderedDict()
         self._vecs: OrderedDict[tuple[str, int], _Vec] = OrderedDict()
         self._bg: _Background | None = None
+        self._papers_cache: dict = {}
+        self._kw_cache: dict = {}
 
     # -- the engine's interface ---------------------------------------------------------------
     def rescore(self, sub: Subscription, items: list[ScoredPaper]) -> list[ScoredPaper]:
         """The Rescorer (bot.digest): learned scores added, cut, exploratory picks mixed in."""
         with self._lock:
+            global CURRENT
+            CURRENT = sub.name
             state = self._state(sub)
             if state is None or state.model.empty or not items:
                 return _cut(items, sub)  # cold start: the keyword ranking, untouched
             bg = self._background([i.paper for i in items])
-            w = _weights(state.model, bg)
+            w = self._fit(state, bg).weights
             vecs = [self._vec(i.paper) for i in items]
-            learned = self.cfg.weight * self._score(vecs, w, bg)
+            pos, neg = self._parts(vecs, w, bg)
+            learned = self.cfg.weight * (pos - neg)
+            if KW_OK:
+                f = self._kw_factor(state, sub, self._fit(state, bg).trust)
+                learned = learned - (1 - f) * np.array([it.keyword_score for it in items])
             final = [it.score + float(x) for it, x in zip(items, learned, strict=True)]
             order = sorted(range(len(items)), key=lambda i: (-final[i], i))
             size = min(sub.max_papers, len(items))
             share = self.cfg.exploration
             k = math.floor(share * size + 1e-9)
-            regular = [i for i in order if final[i] >= sub.min_score][: size - k]
+            passing = [i for i in order if final[i] >= sub.min_score]
+            lam = _spread(self._fit(state, bg).trust, state)
+            if lam > 0 and DIVERSIFY:
+                regular = _diverse(passing[: max(DIVERSE_POOL, 3 * size)], vecs, bg, size - k, final, lam, neg, passing)
+            else:
+                regular = passing[: size - k]
             # Never more than ``share`` of the digest, even when few papers pass min_score.
             k = min(k, math.floor(share * len(regular) / (1 - share) + 1e-9))
+            wide_k = min(k, math.ceil(k * WIDE_SHARE - 1e-9))
             floor = EXPLORE_FLOOR * self.cfg.weight
             taken = set(regular)
             near = [i for i in order if i not in taken and learned[i] >= floor]
-            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k, final)
+            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k - wide_k, final)
+            taken.update(explore)
+            rest = [i for i in order if i not in taken]
+            if WIDE_MODE == "maxsim":
+                downs = [v for (u, p), (val, v) in sorted(state.ratings.items()) if val < 0][-WIDE_NEG:]
+                explore += _wide2(rest, regular + explore, downs, vecs, bg, wide_k, final)
+            else:
+                explore += _wide(rest, regular + explore, vecs, bg, wide_k, final, neg)
             who = _who(state)
             out = []
             for i in regular + sorted(explore, key=order.index):
@@ -351,15 +538,15 @@ class Learner:
             if state is None or state.model.empty:
                 return
             bg = self._background([item.paper])
-            channel = _weights(state.model, bg)
+            fit = self._fit(state, bg)
             others = state.users - {user}
             if user is None or not others:
-                self._annotate(item, channel, bg, self.cfg.weight, _who(state))
+                self._annotate(item, fit.weights, bg, self.cfg.weight, _who(state))
                 return
             # A shared channel seen by one member: the channel's taste plus their own.
             share = self.cfg.user_share
-            own = _weights(self._user_model(state, user), bg)
-            self._annotate(item, channel, bg, self.cfg.weight * (1 - share), "this chat")
+            own = _weights(self._user_model(state, fit, user), bg)
+            self._annotate(item, fit.weights, bg, self.cfg.weight * (1 - share), "this chat")
             self._annotate(item, own, bg, self.cfg.weight * share, "you")
 
     def more_like_this(self, sub: Subscription, user: str, paper: Paper) -> list[str]:
@@ -375,7 +562,7 @@ class Learner:
             state = self._state(sub)
             assert state is not None
             bg = self._background([paper])
-            w = _weights(state.model, bg)
+            w = self._fit(state, bg).weights
             # The paper's strongest features that other papers share (a word only this paper
             # has explains its own score, but boosts nothing else).
             idx, val, terms = _buckets(features(paper))
@@ -386,9 +573,34 @@ class Learner:
         """A rating changed.  Nothing to refit: the next call diffs the ratings into the counts."""
         return None
 
+    def _kw_factor(self, state, sub, trust) -> float:
+        from bot.scoring import explain as kw_explain
+        up = down = 0.0
+        for key, (value, vec) in state.ratings.items():
+            p = self._papers_cache.get(key[1])
+            if p is None:
+                p = self.store.get_paper(key[1])
+                self._papers_cache[key[1]] = p
+            if p is None:
+                continue
+            kw = self._kw_cache.get((sub.id, key[1]))
+            if kw is None:
+                kw = self._kw_cache[(sub.id, key[1])] = kw_explain(p, sub)[0]
+            if kw <= 0:
+                continue
+            t = trust[key]
+            if value > 0:
+                up += t
+            else:
+                down += t
+        rate = (up + KW_A * KW_PRIOR) / (up + down + KW_A)
+        return min(1.0, rate / KW_OK)
+
     # -- scoring ------------------------------------------------------------------------------
-    def _score(self, vecs: Sequence[_Vec], w: _Weights, bg: _Background) -> np.ndarray:
-        """``v·u👍 − v·u👎`` (each side centred) of many papers at once."""
+    def _parts(
+        self, vecs: Sequence[_Vec], w: _Weights, bg: _Background
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``v·u👍`` and ``v·u👎`` (each centred; 0 for a side without ratings) of many papers."""
         n = len(vecs)
         doc = np.repeat(np.arange(n), [len(v.idx) for v in vecs])
         idx = np.concatenate([v.idx for v in vecs])
@@ -397,7 +609,7 @@ class Learner:
         norms[norms == 0] = 1.0
         pos = np.bincount(doc, weights=val * w.pos[idx], minlength=n) / norms - w.pos_base
         neg = np.bincount(doc, weights=val * w.neg[idx], minlength=n) / norms - w.neg_base
-        return pos - neg
+        return pos * w.has_pos, neg * w.has_neg
 
     def _explain(self, paper: Paper, w: _Weights, bg: _Background, scale: float) -> _Part:
         idx, val, terms = _buckets(features(paper))
@@ -456,6 +668,36 @@ class Learner:
         item.reasons[at:at] = reasons
 
     # -- state ----------------------------------------------------------------------------------
+    def _fit(self, state: _SubState, bg: _Background) -> _Fit:
+        """The ratings weighted by trust, for this background (cached until either changes)."""
+        key = (bg.key, state.version)
+        if state.fit is not None and state.fit.key == key:
+            return state.fit
+        trust = _trust(state, bg, self.cfg.weight)
+        rows = sorted(state.ratings.items(), key=lambda kv: kv[0])
+        model = _model_of([(value * trust[k], vec) for k, (value, vec) in rows])
+        for _ in range(TRUST_ITERS - 1):
+            trust = _trust(state, bg, self.cfg.weight, model, trust)
+            model = _model_of([(value * trust[k], vec) for k, (value, vec) in rows])
+        weights = _weights(model, bg)
+        if PRF_K and weights.has_pos and (weights.has_neg or not PRF_GATE) and bg.vecs:
+            weights = self._expand(weights, bg, model)
+        state.fit = _Fit(key, trust, model, weights)
+        return state.fit
+
+    def _expand(self, w: _Weights, bg: _Background, model: _Model) -> _Weights:
+        vecs = list(bg.vecs)
+        pos, neg = self._parts(vecs, w, bg)
+        score = pos - (neg if PRF_NET else 0)
+        top = np.argsort(-score, kind="stable")[:PRF_K]
+        side = _Side()
+        side.apply([(vecs[i], 1.0) for i in top if score[i] > 0])
+        if side.n <= 0:
+            return w
+        u = _side_weights(side, bg, None) * np.float32(PRF_BETA)
+        posw = w.pos + u
+        return _Weights(posw, w.neg, float(bg.mean @ posw), w.neg_base, w.has_pos, w.has_neg)
+
     def _state(self, sub: Subscription) -> _SubState | None:
         """The subscription's counts, synced with storage: only changed ratings are touched."""
         if sub.id is None:
@@ -501,14 +743,12 @@ class Learner:
             changes.append((vec, want[key], 1.0))
             have[key] = (want[key], vec)
         state.model.apply(changes)
+        state.version += 1
         return state
 
-    def _user_model(self, state: _SubState, user: str) -> _Model:
-        model = _Model()
-        model.apply(
-            [(vec, value, 1.0) for (u, _), (value, vec) in state.ratings.items() if u == user]
-        )
-        return model
+    def _user_model(self, state: _SubState, fit: _Fit, user: str) -> _Model:
+        rows = sorted((k, v) for k, v in state.ratings.items() if k[0] == user)
+        return _model_of([(value * fit.trust[k], vec) for k, (value, vec) in rows])
 
     def _more(self, sub_id: int) -> set[tuple[str, str]]:
         text = self.store.get_meta(_META_MORE.format(sub=sub_id)) or ""
@@ -546,13 +786,33 @@ class Learner:
             df[v.idx] += 1.0
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         q = ((df + 0.5) / (n + 1.0)).astype(np.float32)
-        bg = _Background(key, n, idf, q, np.zeros(DIM, dtype=np.float32))
+        bg = _Background(key, n, idf, q, np.zeros(DIM, dtype=np.float32), tuple(vecs))
         for v in vecs:
             bg.mean[v.idx] += bg.unit(v)
         np.divide(bg.mean, max(n, 1), out=bg.mean)
         if key[0] != "fallback":
             self._bg = bg
         return bg
+
+
+class _Similarity:
+    """Cosines between candidate papers and any paper, by scattering one paper at a time."""
+
+    def __init__(self, pool: list[int], vecs: Sequence[_Vec], bg: _Background) -> None:
+        self.vecs, self.bg = vecs, bg
+        self.doc = np.repeat(np.arange(len(pool)), [len(vecs[i].idx) for i in pool])
+        self.idx = np.concatenate([vecs[i].idx for i in pool])
+        self.val = np.concatenate([bg.unit(vecs[i]) for i in pool])
+        self.n = len(pool)
+        self.scratch = np.zeros(DIM, dtype=np.float32)
+
+    def to(self, i: int | _Vec) -> np.ndarray:
+        """Cosine of every pool paper with paper ``i`` (an index or a vector)."""
+        vec = self.vecs[i] if isinstance(i, int) else i
+        self.scratch[vec.idx] = self.bg.unit(vec)
+        sims = np.bincount(self.doc, weights=self.val * self.scratch[self.idx], minlength=self.n)
+        self.scratch[vec.idx] = 0.0
+        return sims
 
 
 def _novel(
@@ -571,24 +831,11 @@ def _novel(
     """
     if k <= 0 or not pool:
         return []
-    units = {i: bg.unit(vecs[i]) for i in {*pool, *chosen}}
-    doc = np.repeat(np.arange(len(pool)), [len(vecs[i].idx) for i in pool])
-    idx = np.concatenate([vecs[i].idx for i in pool])
-    val = np.concatenate([units[i] for i in pool])
-    scratch = np.zeros(DIM, dtype=np.float32)
-
-    def similarity_to(i: int) -> np.ndarray:
-        """Cosine of every pool paper with paper ``i``."""
-        scratch[vecs[i].idx] = units[i]
-        sims = np.bincount(doc, weights=val * scratch[idx], minlength=len(pool))
-        scratch[vecs[i].idx] = 0.0
-        return sims
-
+    sim = _Similarity(pool, vecs, bg)
     best = np.zeros(len(pool))
     for i in chosen:
-        best = np.maximum(best, similarity_to(i))
-    rel = np.array([final[i] for i in pool])
-    rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
+        best = np.maximum(best, sim.to(i))
+    rel = _unit_range(np.array([final[i] for i in pool]))
     out: list[int] = []
     left = set(range(len(pool)))
     while left and len(out) < k:
@@ -596,8 +843,107 @@ def _novel(
         j = max(left, key=lambda c: ((1 - MMR_LAMBDA) * rel[c] - MMR_LAMBDA * near[c], -c))
         left.discard(j)
         out.append(pool[j])
-        best = np.maximum(best, similarity_to(pool[j]))
+        best = np.maximum(best, sim.to(pool[j]))
     return out
+
+
+def _wide(
+    pool: list[int],
+    chosen: list[int],
+    vecs: Sequence[_Vec],
+    bg: _Background,
+    k: int,
+    final: list[float],
+    disliked: np.ndarray,
+) -> list[int]:
+    """Pick ``k`` of the whole day's ``pool``: unlike what was rated 👎 and unlike each other.
+
+    ``disliked`` is each candidate's 👎-side score (how much it looks like the papers rated
+    👎).  A pick minimises that and its highest similarity to the digest and to earlier picks,
+    with a little of its score so that ties go to the better paper.
+    """
+    if k <= 0 or not pool:
+        return []
+    sim = _Similarity(pool, vecs, bg)
+    best = np.zeros(len(pool))
+    for i in chosen:
+        best = np.maximum(best, sim.to(i))
+    rel = _unit_range(np.array([final[i] for i in pool]))
+    dis = _unit_range(np.array([float(disliked[i]) for i in pool]))
+    den = np.zeros(len(pool))
+    if WIDE_DEN:
+        for c, i in enumerate(pool):
+            row = sim.to(i)
+            row[c] = 0.0
+            den[c] = np.sort(row)[-WIDE_DEN_K:].mean()
+        den = _unit_range(den)
+    out: list[int] = []
+    left = set(range(len(pool)))
+    while left and len(out) < k:
+        near = best / (best.max() + 1e-9)
+        j = max(
+            left,
+            key=lambda c: (WIDE_REL * rel[c] + WIDE_DEN * den[c] - WIDE_DIS * dis[c] - WIDE_SIM * near[c], -c),
+        )
+        left.discard(j)
+        out.append(pool[j])
+        best = np.maximum(best, sim.to(pool[j]))
+    return out
+
+
+def _spread(trust: dict[tuple[str, str], float], state: _SubState) -> float:
+    """How much to spread the digest: REG_LAMBDA while most rated papers miss, 0 once they hit."""
+    up = sum(t for k, t in trust.items() if state.ratings[k][0] > 0)
+    total = sum(trust.values())
+    h = up / total if total else 1.0
+    return REG_LAMBDA * max(0.0, 1.0 - h / H0)
+
+
+def _diverse(pool, vecs, bg, k, final, lam, neg, passing):
+    if k <= 0 or not pool:
+        return []
+    if DIVERSE_POOL == 0:
+        pool = passing
+    sim = _Similarity(pool, vecs, bg)
+    best = np.zeros(len(pool))
+    rel = _unit_range(np.array([final[i] for i in pool]))
+    dis = _unit_range(np.array([float(neg[i]) for i in pool]))
+    out: list[int] = []
+    left = set(range(len(pool)))
+    while left and len(out) < k:
+        near = best / (best.max() + 1e-9)
+        j = max(left, key=lambda c: ((1 - lam) * rel[c] - lam * near[c] - REG_DIS * dis[c], -c))
+        left.discard(j)
+        out.append(pool[j])
+        best = np.maximum(best, sim.to(pool[j]))
+    return out
+
+
+def _wide2(pool, chosen, downs, vecs, bg, k, final):
+    if k <= 0 or not pool:
+        return []
+    sim = _Similarity(pool, vecs, bg)
+    seen = np.zeros(len(pool))
+    for v in downs:
+        seen = np.maximum(seen, sim.to(v))
+    best = np.zeros(len(pool))
+    for i in chosen:
+        best = np.maximum(best, sim.to(i))
+    rel = _unit_range(np.array([final[i] for i in pool]))
+    out = []
+    left = set(range(len(pool)))
+    while left and len(out) < k:
+        near = np.maximum(best, seen)
+        near = near / (near.max() + 1e-9)
+        j = max(left, key=lambda c: ((1 - WIDE_LAMBDA) * rel[c] - WIDE_LAMBDA * near[c], -c))
+        left.discard(j)
+        out.append(pool[j])
+        best = np.maximum(best, sim.to(pool[j]))
+    return out
+
+
+def _unit_range(x: np.ndarray) -> np.ndarray:
+    return (x - x.min()) / (x.max() - x.min() + 1e-9) if len(x) else x
 
 
 def _top_terms(contrib: np.ndarray, terms: list[str], n: int = 3) -> tuple[str, ...]:
