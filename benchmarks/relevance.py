@@ -704,6 +704,7 @@ def learner_at(rev: str) -> type[KeywordRanker]:
     spec = importlib.util.spec_from_file_location(f"learning_{rev}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
 
     class Before(HeraldRanker):
