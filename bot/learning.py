@@ -92,48 +92,16 @@ MMR_LAMBDA = 0.5
 #: A candidate whose learned score is below this many ``weight`` units is not explored.
 EXPLORE_FLOOR = -0.5
 EXPLORE_TEXT = "exploring: outside your usual topics"
-#: Experimental switches (to be settled on the tune half).
-CONTRAST = "none"
-CONTRAST_MU = 10.0
-TRUST = False
-TRUST_TAU = 1.0
-TRUST_FLOOR = 0.2
-TRUST_SIDES = "both"
-WIDE_SHARE = 0.0
-WIDE_REL = 0.2
-WIDE_DIS = 0.4
-WIDE_SIM = 0.4
-DIVERSIFY = False
-BALANCE = 0.0
-PRF_GATE = False
-TRUST_ITERS = 1
-ORACLE = None
-ORACLE_W = 0.0
-CURRENT = ''
-WIDE_MODE = "profile"
-WIDE_NEG = 200
-WIDE_LAMBDA = 0.5
-WIDE_DEN = 0.0
-WIDE_DEN_K = 5
-TRUST_LO = -0.5
-TRUST_HI = 0.75
-TRUST_NEG_LO = -2.0
-TRUST_NEG_HI = -0.5
-PRF_K = 0
-PRF_BETA = 0.5
-PRF_NET = False
-TRUST_MODE = "exp"
-MISTAP = 0.1
-SUPPORT: dict = {}
-KW_OK = 0.0
-KW_A = 2.0
-KW_PRIOR = 0.5
-DISCOUNT_POS = 0.0
-DISCOUNT_NEG = 0.0
-DIVERSE_POOL = 0
-H0 = 0.25
-REG_LAMBDA = 0.5
-REG_DIS = 0.0
+#: Of the exploratory slots, this share (rounded up) comes from the whole day's candidates.
+WIDE_SHARE = 0.5
+#: Wide picks must be unlike this many of the chat's most recent 👎 papers.
+WIDE_DISLIKED = 200
+#: Two rated papers whose vectors' cosine reaches this are "similar" (confirmation).
+SIMILAR = 0.1
+#: An unconfirmed 👍 with this many similar 👎 papers counts half.
+CONTRADICTED_BY = 5.0
+#: The least an unconfirmed 👍 counts.
+MIN_TRUST = 0.3
 _META_MORE = "learning.more_like_this.{sub}"
 
 _WORD = re.compile(r"[^\W_]+")
@@ -227,7 +195,6 @@ class _Background:
     idf: np.ndarray  # float32[DIM]
     q: np.ndarray  # float32[DIM]: share of background papers holding the feature
     mean: np.ndarray  # float32[DIM]: the average background paper's vector
-    vecs: tuple[_Vec, ...] = ()
 
     def unit(self, vec: _Vec) -> np.ndarray:
         """The paper's vector ``v`` over its buckets: presence × idf, L2-normalised."""
@@ -279,6 +246,32 @@ class _Model:
 
 
 @dataclass(frozen=True, slots=True)
+class _Fit:
+    """The ratings as counted against one background: each rating's trust and the model."""
+
+    key: tuple[object, ...]
+    trust: dict[tuple[str, str], float]
+    model: _Model
+
+
+@dataclass
+class _SubState:
+    """One subscription's ratings and the vectors they were counted with; the fitted model."""
+
+    ratings: dict[tuple[str, str], tuple[float, _Vec]] = field(default_factory=dict)
+    version: int = 0
+    fit: _Fit | None = None
+
+    @property
+    def users(self) -> set[str]:
+        return {u for u, _ in self.ratings}
+
+    @property
+    def empty(self) -> bool:
+        return not self.ratings
+
+
+@dataclass(frozen=True, slots=True)
 class _Weights:
     """A model as weights over the current background, ready to score papers."""
 
@@ -290,72 +283,17 @@ class _Weights:
     has_neg: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Fit:
-    """The ratings as counted for one background: each rating's trust, the model, weights."""
-
-    key: tuple[object, ...]
-    trust: dict[tuple[str, str], float]
-    model: _Model
-    weights: _Weights
-
-
-@dataclass
-class _SubState:
-    """One subscription's ratings, the vectors they were counted with, the raw counts."""
-
-    ratings: dict[tuple[str, str], tuple[float, _Vec]] = field(default_factory=dict)
-    #: Every rating at full strength: the evidence each single rating is judged against.
-    model: _Model = field(default_factory=_Model)
-    version: int = 0
-    fit: _Fit | None = None
-
-    @property
-    def users(self) -> set[str]:
-        return {u for u, _ in self.ratings}
-
-
-def _lookup(side: _Side, idx: np.ndarray) -> np.ndarray:
-    """The side's counts at buckets ``idx`` (0 where it has none)."""
-    if side.idx.size == 0:
-        return np.zeros(len(idx), dtype=np.float64)
-    at = np.minimum(np.searchsorted(side.idx, idx), side.idx.size - 1)
-    return np.where(side.idx[at] == idx, side.r[at], 0.0).astype(np.float64)
-
-
-def _reference(side: _Side, bg: _Background, other: _Side | None) -> np.ndarray:
-    """What the side's papers are contrasted with, per feature of the side."""
-    q = bg.q[side.idx].astype(np.float64)
-    if other is None or other.n <= 0:
-        return q
-    return (_lookup(other, side.idx) + CONTRAST_MU * q) / (other.n + CONTRAST_MU)
-
-
-def _refs(model: _Model) -> tuple[_Side | None, _Side | None]:
-    pos_ref = model.neg if CONTRAST in ("pos", "both") else None
-    neg_ref = model.pos if CONTRAST == "both" else None
-    return pos_ref, neg_ref
-
-
-def _side_weights(side: _Side, bg: _Background, other: _Side | None, lam: float = 0.0, against: _Side | None = None) -> np.ndarray:
+def _side_weights(side: _Side, bg: _Background) -> np.ndarray:
     u = np.zeros(DIM, dtype=np.float32)
     if side.n > 0:
-        r, q = side.r.astype(np.float64), bg.q[side.idx].astype(np.float64)
-        if lam and against is not None and against.n > 0:
-            r = np.maximum(0.0, r - lam * _lookup(against, side.idx))
+        r, q = side.r, bg.q[side.idx]
         p = (r + MU * q) / (side.n + MU)
-        u[side.idx] = SCALE * r / (side.n + MU) * np.log(p / _reference(side, bg, other))
+        u[side.idx] = SCALE * r / (side.n + MU) * np.log(p / q)
     return u
 
 
 def _weights(model: _Model, bg: _Background) -> _Weights:
-    pos_ref, neg_ref = _refs(model)
-    pos = _side_weights(model.pos, bg, pos_ref, DISCOUNT_POS, model.neg)
-    neg = _side_weights(model.neg, bg, neg_ref, DISCOUNT_NEG, model.pos)
-    if BALANCE:
-        total = model.pos.n + model.neg.n + 2 * BALANCE
-        pos *= np.float32(min(1.0, 2 * (model.pos.n + BALANCE) / total))
-        neg *= np.float32(min(1.0, 2 * (model.neg.n + BALANCE) / total))
+    pos, neg = _side_weights(model.pos, bg), _side_weights(model.neg, bg)
     return _Weights(
         pos=pos,
         neg=neg,
@@ -366,84 +304,75 @@ def _weights(model: _Model, bg: _Background) -> _Weights:
     )
 
 
-def _model_of(rows: Sequence[tuple[float, _Vec]]) -> _Model:
-    """A model counted from scratch, in the given order (so the same ratings give the same bits)."""
+def _model_of(
+    state: _SubState, trust: dict[tuple[str, str], float], user: str | None = None
+) -> _Model:
+    """The ratings (``user``'s only, if given) counted with their trust, in a fixed order."""
     model = _Model()
-    model.apply([(vec, value, 1.0) for value, vec in rows if value != 0])
+    rows = sorted(state.ratings.items(), key=lambda kv: kv[0])
+    model.apply([(v, x * trust[k], 1.0) for k, (x, v) in rows if user in (None, k[0])])
     return model
 
 
-def _trust(state: _SubState, bg: _Background, weight: float, model: _Model | None = None, prev: dict | None = None) -> dict[tuple[str, str], float]:
-    """How much each rating counts: 1 unless the rest of the profile contradicts it.
+def _trust(
+    state: _SubState, bg: _Background, user: str | None = None
+) -> dict[tuple[str, str], float]:
+    """How much each rating counts: 1, unless it is a 👍 the rest of the ratings contradict.
 
-    A rating is judged by the model of every *other* rating (leave-one-out, computed exactly
-    on the paper's own features): a 👍 of a paper that model scores below an average paper, or
-    a 👎 of one it scores above, counts ``exp(−contradiction / TRUST_TAU)`` (at least
-    ``TRUST_FLOOR``).  "More like this" always counts in full.
+    A 👍 whose similar rated papers (cosine ≥ ``SIMILAR``) are 👎 — ``d`` of them — and none
+    👍 is probably a mis-tap, or at least not yet a topic: it counts
+    ``1 / (1 + d / CONTRADICTED_BY)`` (at least ``MIN_TRUST``).  One similar 👍 (``u``)
+    confirms it: the count is ``(1 + 2u) / (1 + d / CONTRADICTED_BY)``, capped at 1.  "More
+    like this" always counts in full.  👎 always count in full: they are most of a chat's
+    ratings and teach "not this" without pulling the profile anywhere.  A pure function of the
+    set of ratings, so order does not matter and undoing a rating is exact.  ``user``: judge
+    that member's ratings by their own only.
     """
-    model = model or state.model
-    w = _weights(model, bg)
-    pos_ref, neg_ref = _refs(model)
-    prepared = {}
-    for sign, side, ref in ((1, model.pos, pos_ref), (-1, model.neg, neg_ref)):
-        if side.n <= 0:
-            continue
-        r = side.r.astype(np.float64)
-        q = bg.q[side.idx].astype(np.float64)
-        qref = _reference(side, bg, ref)
-        m = bg.mean[side.idx].astype(np.float64)
-        logs = np.log((r + MU * q) / qref)
-        prepared[sign] = (side, r, q, qref, m, logs, float(m @ (r * logs)), float(m @ r))
-    out: dict[tuple[str, str], float] = {}
-    ups = sum(1 for v, _ in state.ratings.values() if v > 0)
-    rho = ups / max(1, len(state.ratings))
-    pi = min(0.99, max(0.01, (rho - MISTAP) / (1 - 2 * MISTAP)))
-    priors = {
-        1: pi * (1 - MISTAP) / (pi * (1 - MISTAP) + (1 - pi) * MISTAP),
-        -1: (1 - pi) * (1 - MISTAP) / ((1 - pi) * (1 - MISTAP) + pi * MISTAP),
-    }
-    for key, (value, vec) in state.ratings.items():
-        if ORACLE is not None:
-            out[key] = ORACLE_W if (CURRENT, key[1]) in ORACLE else 1.0
-            continue
-        if not TRUST or abs(value) > 1 or (TRUST_SIDES == "pos" and value < 0):
-            out[key] = 1.0
-            continue
-        sign = 1 if value > 0 else -1
-        side, r, q, qref, m, logs, a_all, b_all = prepared[sign]
-        v = bg.unit(vec).astype(np.float64)
-        at = np.searchsorted(side.idx, vec.idx)
-        strength = abs(value) * (prev[key] if prev else 1.0)
-        rest = side.n - strength
-        own = 0.0
-        if rest > 1e-6:
-            d = rest + MU
-            ri = r[at]
-            left = ri - strength
-            with np.errstate(divide="ignore", invalid="ignore"):
-                u = np.where(
-                    left > 1e-9,
-                    SCALE * left / d * np.log((left + MU * q[at]) / (d * qref[at])),
-                    0.0,
-                )
-            mi = m[at]
-            a_i, b_i = float(mi @ (ri * logs[at])), float(mi @ ri)
-            base = SCALE / d * ((a_all - a_i) - math.log(d) * (b_all - b_i)) + float(mi @ u)
-            own = float(v @ u) - base
-        ou, ob, has = (w.neg, w.neg_base, w.has_neg) if sign > 0 else (w.pos, w.pos_base, w.has_pos)
-        other = float(v @ ou[vec.idx]) - ob if has else 0.0
-        agree = weight * (own - other)
-        SUPPORT[key] = (agree, own * weight, other * weight)
-        if TRUST_MODE == "lin":
-            lo, hi = (TRUST_LO, TRUST_HI) if sign > 0 else (TRUST_NEG_LO, TRUST_NEG_HI)
-            x = agree / weight
-            out[key] = max(TRUST_FLOOR, min(1.0, (x - lo) / (hi - lo)))
-        elif TRUST_MODE == "exp":
-            out[key] = 1.0 if agree >= 0 else max(TRUST_FLOOR, math.exp(agree / TRUST_TAU))
-        else:
-            prior = priors[sign]
-            out[key] = prior + (1 - prior) * min(1.0, max(0.0, agree / TRUST_TAU))
+    keys = sorted(k for k in state.ratings if user in (None, k[0]))
+    out = dict.fromkeys(keys, 1.0)
+    ups = [j for j, k in enumerate(keys) if 0 < state.ratings[k][0] <= 1]
+    if not ups or len(keys) < 2:
+        return out
+    vecs = [state.ratings[k][1] for k in keys]
+    value = np.array([state.ratings[k][0] for k in keys])
+    sim = _Similarity(vecs, bg)
+    for j in ups:
+        near = sim.to(vecs[j]) >= SIMILAR
+        near[j] = False
+        u = float(np.count_nonzero(near & (value > 0)))
+        d = float(np.count_nonzero(near & (value < 0)))
+        out[keys[j]] = max(MIN_TRUST, min(1.0, (1 + 2 * u) / (1 + d / CONTRADICTED_BY)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a chat's ratings taught: its strongest topics either way, in the rated papers'
+    words, and the 👍 that count less until confirmed (paper id, share counted)."""
+
+    liked: tuple[str, ...]
+    disliked: tuple[str, ...]
+    unconfirmed: list[tuple[str, float]]
+
+
+def _profile_terms(
+    state: _SubState, papers: dict[str, Paper], w: _Weights, n: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words of the rated papers that weigh most on each side, net of the other side."""
+    out: list[tuple[str, ...]] = []
+    for sign, own, other in ((1, w.pos, w.neg), (-1, w.neg, w.pos)):
+        weight: dict[str, float] = {}
+        for (_, pid), (value, _) in sorted(state.ratings.items()):
+            paper = papers.get(pid)
+            if paper is None or value * sign <= 0:
+                continue
+            for term in features(paper):
+                if term not in weight and not term.startswith(("author: ", "category: ")):
+                    b = bucket(term)
+                    weight[term] = float(own[b] - other[b])
+        terms = sorted(weight)
+        out.append(_top_terms(np.array([weight[t] for t in terms]), terms, n))
+    return out[0], out[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,51 +404,37 @@ class Learner:
         self._states: OrderedDict[int, _SubState] = OrderedDict()
         self._vecs: OrderedDict[tuple[str, int], _Vec] = OrderedDict()
         self._bg: _Background | None = None
-        self._papers_cache: dict = {}
-        self._kw_cache: dict = {}
 
     # -- the engine's interface ---------------------------------------------------------------
     def rescore(self, sub: Subscription, items: list[ScoredPaper]) -> list[ScoredPaper]:
         """The Rescorer (bot.digest): learned scores added, cut, exploratory picks mixed in."""
         with self._lock:
-            global CURRENT
-            CURRENT = sub.name
             state = self._state(sub)
-            if state is None or state.model.empty or not items:
+            if state is None or state.empty or not items:
                 return _cut(items, sub)  # cold start: the keyword ranking, untouched
             bg = self._background([i.paper for i in items])
-            w = self._fit(state, bg).weights
+            w = _weights(self._fit(state, bg).model, bg)
             vecs = [self._vec(i.paper) for i in items]
             pos, neg = self._parts(vecs, w, bg)
             learned = self.cfg.weight * (pos - neg)
-            if KW_OK:
-                f = self._kw_factor(state, sub, self._fit(state, bg).trust)
-                learned = learned - (1 - f) * np.array([it.keyword_score for it in items])
             final = [it.score + float(x) for it, x in zip(items, learned, strict=True)]
             order = sorted(range(len(items)), key=lambda i: (-final[i], i))
             size = min(sub.max_papers, len(items))
             share = self.cfg.exploration
             k = math.floor(share * size + 1e-9)
-            passing = [i for i in order if final[i] >= sub.min_score]
-            lam = _spread(self._fit(state, bg).trust, state)
-            if lam > 0 and DIVERSIFY:
-                regular = _diverse(passing[: max(DIVERSE_POOL, 3 * size)], vecs, bg, size - k, final, lam, neg, passing)
-            else:
-                regular = passing[: size - k]
+            regular = [i for i in order if final[i] >= sub.min_score][: size - k]
             # Never more than ``share`` of the digest, even when few papers pass min_score.
             k = min(k, math.floor(share * len(regular) / (1 - share) + 1e-9))
-            wide_k = min(k, math.ceil(k * WIDE_SHARE - 1e-9))
+            wide = math.ceil(WIDE_SHARE * k - 1e-9)
             floor = EXPLORE_FLOOR * self.cfg.weight
-            taken = set(regular)
+            # A muted or excluded paper (score −inf) is never explored.
+            taken = set(regular) | {i for i in order if not math.isfinite(final[i])}
             near = [i for i in order if i not in taken and learned[i] >= floor]
-            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k - wide_k, final)
+            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k - wide, final)
+            # The rest from anywhere in the day: a new interest is rarely just below the cut.
             taken.update(explore)
             rest = [i for i in order if i not in taken]
-            if WIDE_MODE == "maxsim":
-                downs = [v for (u, p), (val, v) in sorted(state.ratings.items()) if val < 0][-WIDE_NEG:]
-                explore += _wide2(rest, regular + explore, downs, vecs, bg, wide_k, final)
-            else:
-                explore += _wide(rest, regular + explore, vecs, bg, wide_k, final, neg)
+            explore += _wide(rest, regular + explore, self._disliked(state), vecs, bg, wide, final)
             who = _who(state)
             out = []
             for i in regular + sorted(explore, key=order.index):
@@ -535,18 +450,20 @@ class Learner:
         """Add the learned reason(s) and score to one item (``why``), from ``user``'s view."""
         with self._lock:
             state = self._state(sub)
-            if state is None or state.model.empty:
+            if state is None or state.empty:
                 return
             bg = self._background([item.paper])
             fit = self._fit(state, bg)
+            channel = _weights(fit.model, bg)
             others = state.users - {user}
             if user is None or not others:
-                self._annotate(item, fit.weights, bg, self.cfg.weight, _who(state))
+                self._annotate(item, channel, bg, self.cfg.weight, _who(state))
                 return
             # A shared channel seen by one member: the channel's taste plus their own.
             share = self.cfg.user_share
-            own = _weights(self._user_model(state, fit, user), bg)
-            self._annotate(item, fit.weights, bg, self.cfg.weight * (1 - share), "this chat")
+            # Judged by their own ratings only: nobody else's 👎 discounts a member's 👍.
+            own = _weights(_model_of(state, _trust(state, bg, user), user), bg)
+            self._annotate(item, channel, bg, self.cfg.weight * (1 - share), "this chat")
             self._annotate(item, own, bg, self.cfg.weight * share, "you")
 
     def more_like_this(self, sub: Subscription, user: str, paper: Paper) -> list[str]:
@@ -562,7 +479,7 @@ class Learner:
             state = self._state(sub)
             assert state is not None
             bg = self._background([paper])
-            w = self._fit(state, bg).weights
+            w = _weights(self._fit(state, bg).model, bg)
             # The paper's strongest features that other papers share (a word only this paper
             # has explains its own score, but boosts nothing else).
             idx, val, terms = _buckets(features(paper))
@@ -573,34 +490,27 @@ class Learner:
         """A rating changed.  Nothing to refit: the next call diffs the ratings into the counts."""
         return None
 
-    def _kw_factor(self, state, sub, trust) -> float:
-        from bot.scoring import explain as kw_explain
-        up = down = 0.0
-        for key, (value, vec) in state.ratings.items():
-            p = self._papers_cache.get(key[1])
-            if p is None:
-                p = self.store.get_paper(key[1])
-                self._papers_cache[key[1]] = p
-            if p is None:
-                continue
-            kw = self._kw_cache.get((sub.id, key[1]))
-            if kw is None:
-                kw = self._kw_cache[(sub.id, key[1])] = kw_explain(p, sub)[0]
-            if kw <= 0:
-                continue
-            t = trust[key]
-            if value > 0:
-                up += t
-            else:
-                down += t
-        rate = (up + KW_A * KW_PRIOR) / (up + down + KW_A)
-        return min(1.0, rate / KW_OK)
+    def profile(self, sub: Subscription, n: int = 5) -> Profile | None:
+        """What the chat's ratings taught, in words of the rated papers (``/status``, ``why``);
+        None before the first rating."""
+        with self._lock:
+            state = self._state(sub)
+            if state is None or state.empty:
+                return None
+            ids = sorted({pid for _, pid in state.ratings})
+            papers = self.store.get_papers(ids)
+            bg = self._background(list(papers.values()))
+            fit = self._fit(state, bg)
+            w = _weights(fit.model, bg)
+            liked, disliked = _profile_terms(state, papers, w, n)
+            unconfirmed = sorted((pid, t) for (_, pid), t in fit.trust.items() if t < 1.0 - 1e-6)
+            return Profile(liked, disliked, unconfirmed)
 
     # -- scoring ------------------------------------------------------------------------------
     def _parts(
         self, vecs: Sequence[_Vec], w: _Weights, bg: _Background
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``v·u👍`` and ``v·u👎`` (each centred; 0 for a side without ratings) of many papers."""
+        """``v·u👍`` and ``v·u👎`` (each side centred) of many papers at once."""
         n = len(vecs)
         doc = np.repeat(np.arange(n), [len(v.idx) for v in vecs])
         idx = np.concatenate([v.idx for v in vecs])
@@ -609,7 +519,7 @@ class Learner:
         norms[norms == 0] = 1.0
         pos = np.bincount(doc, weights=val * w.pos[idx], minlength=n) / norms - w.pos_base
         neg = np.bincount(doc, weights=val * w.neg[idx], minlength=n) / norms - w.neg_base
-        return pos * w.has_pos, neg * w.has_neg
+        return pos, neg
 
     def _explain(self, paper: Paper, w: _Weights, bg: _Background, scale: float) -> _Part:
         idx, val, terms = _buckets(features(paper))
@@ -668,36 +578,6 @@ class Learner:
         item.reasons[at:at] = reasons
 
     # -- state ----------------------------------------------------------------------------------
-    def _fit(self, state: _SubState, bg: _Background) -> _Fit:
-        """The ratings weighted by trust, for this background (cached until either changes)."""
-        key = (bg.key, state.version)
-        if state.fit is not None and state.fit.key == key:
-            return state.fit
-        trust = _trust(state, bg, self.cfg.weight)
-        rows = sorted(state.ratings.items(), key=lambda kv: kv[0])
-        model = _model_of([(value * trust[k], vec) for k, (value, vec) in rows])
-        for _ in range(TRUST_ITERS - 1):
-            trust = _trust(state, bg, self.cfg.weight, model, trust)
-            model = _model_of([(value * trust[k], vec) for k, (value, vec) in rows])
-        weights = _weights(model, bg)
-        if PRF_K and weights.has_pos and (weights.has_neg or not PRF_GATE) and bg.vecs:
-            weights = self._expand(weights, bg, model)
-        state.fit = _Fit(key, trust, model, weights)
-        return state.fit
-
-    def _expand(self, w: _Weights, bg: _Background, model: _Model) -> _Weights:
-        vecs = list(bg.vecs)
-        pos, neg = self._parts(vecs, w, bg)
-        score = pos - (neg if PRF_NET else 0)
-        top = np.argsort(-score, kind="stable")[:PRF_K]
-        side = _Side()
-        side.apply([(vecs[i], 1.0) for i in top if score[i] > 0])
-        if side.n <= 0:
-            return w
-        u = _side_weights(side, bg, None) * np.float32(PRF_BETA)
-        posw = w.pos + u
-        return _Weights(posw, w.neg, float(bg.mean @ posw), w.neg_base, w.has_pos, w.has_neg)
-
     def _state(self, sub: Subscription) -> _SubState | None:
         """The subscription's counts, synced with storage: only changed ratings are touched."""
         if sub.id is None:
@@ -728,11 +608,8 @@ class Learner:
             {pid for user, pid in changed if (user, pid) in want and (user, pid) not in have}
         )
         papers = self.store.get_papers(need) if need else {}
-        changes: list[tuple[_Vec, float, float]] = []
         for key in changed:
             old = have.pop(key, None)
-            if old is not None:
-                changes.append((old[1], old[0], -1.0))
             if key not in want:
                 continue
             # A flip keeps the vector it was counted with, so removing it later is exact.
@@ -740,15 +617,26 @@ class Learner:
             vec = old[1] if old is not None else self._vec(paper) if paper is not None else None
             if vec is None:  # a rating of a paper storage does not hold: nothing to learn from
                 continue
-            changes.append((vec, want[key], 1.0))
             have[key] = (want[key], vec)
-        state.model.apply(changes)
         state.version += 1
         return state
 
-    def _user_model(self, state: _SubState, fit: _Fit, user: str) -> _Model:
-        rows = sorted((k, v) for k, v in state.ratings.items() if k[0] == user)
-        return _model_of([(value * fit.trust[k], vec) for k, (value, vec) in rows])
+    def _fit(self, state: _SubState, bg: _Background) -> _Fit:
+        """Each rating's trust and the model they make (cached until a rating changes).
+
+        Counted from scratch in a fixed order, so the same ratings always give the same bits:
+        rating and un-rating a paper restores the exact scores.
+        """
+        key = (bg.key, state.version)
+        if state.fit is None or state.fit.key != key:
+            trust = _trust(state, bg)
+            state.fit = _Fit(key, trust, _model_of(state, trust))
+        return state.fit
+
+    def _disliked(self, state: _SubState) -> list[_Vec]:
+        """The most recent 👎 papers (arXiv ids grow with time)."""
+        downs = sorted((pid, u) for (u, pid), (x, _) in state.ratings.items() if x < 0)
+        return [state.ratings[(u, pid)][1] for pid, u in downs[-WIDE_DISLIKED:]]
 
     def _more(self, sub_id: int) -> set[tuple[str, str]]:
         text = self.store.get_meta(_META_MORE.format(sub=sub_id)) or ""
@@ -786,7 +674,7 @@ class Learner:
             df[v.idx] += 1.0
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         q = ((df + 0.5) / (n + 1.0)).astype(np.float32)
-        bg = _Background(key, n, idf, q, np.zeros(DIM, dtype=np.float32), tuple(vecs))
+        bg = _Background(key, n, idf, q, np.zeros(DIM, dtype=np.float32))
         for v in vecs:
             bg.mean[v.idx] += bg.unit(v)
         np.divide(bg.mean, max(n, 1), out=bg.mean)
@@ -796,23 +684,55 @@ class Learner:
 
 
 class _Similarity:
-    """Cosines between candidate papers and any paper, by scattering one paper at a time."""
+    """Cosines between a fixed set of papers and any paper, one scatter per query."""
 
-    def __init__(self, pool: list[int], vecs: Sequence[_Vec], bg: _Background) -> None:
-        self.vecs, self.bg = vecs, bg
-        self.doc = np.repeat(np.arange(len(pool)), [len(vecs[i].idx) for i in pool])
-        self.idx = np.concatenate([vecs[i].idx for i in pool])
-        self.val = np.concatenate([bg.unit(vecs[i]) for i in pool])
-        self.n = len(pool)
+    def __init__(self, vecs: Sequence[_Vec], bg: _Background) -> None:
+        self.bg = bg
+        self.n = len(vecs)
+        self.doc = np.repeat(np.arange(self.n), [len(v.idx) for v in vecs])
+        self.idx = np.concatenate([v.idx for v in vecs])
+        self.val = np.concatenate([bg.unit(v) for v in vecs])
         self.scratch = np.zeros(DIM, dtype=np.float32)
 
-    def to(self, i: int | _Vec) -> np.ndarray:
-        """Cosine of every pool paper with paper ``i`` (an index or a vector)."""
-        vec = self.vecs[i] if isinstance(i, int) else i
+    def to(self, vec: _Vec) -> np.ndarray:
+        """The cosine of every paper of the set with ``vec``."""
         self.scratch[vec.idx] = self.bg.unit(vec)
         sims = np.bincount(self.doc, weights=self.val * self.scratch[self.idx], minlength=self.n)
         self.scratch[vec.idx] = 0.0
         return sims
+
+
+def _mmr(
+    pool: list[int],
+    chosen: Sequence[_Vec],
+    vecs: Sequence[_Vec],
+    bg: _Background,
+    k: int,
+    final: list[float],
+) -> list[int]:
+    """Pick ``k`` of ``pool`` by maximal marginal relevance (Carbonell & Goldstein, 1998).
+
+    Each pick balances its score (rescaled over the pool) against its highest similarity to
+    anything in ``chosen`` or picked before it (rescaled by the pool's highest), so picks are
+    good papers unlike the rest rather than random ones.
+    """
+    if k <= 0 or not pool:
+        return []
+    sim = _Similarity([vecs[i] for i in pool], bg)
+    best = np.zeros(len(pool))
+    for v in chosen:
+        best = np.maximum(best, sim.to(v))
+    rel = np.array([final[i] for i in pool])
+    rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
+    out: list[int] = []
+    left = set(range(len(pool)))
+    while left and len(out) < k:
+        near = best / (best.max() + 1e-9)
+        j = max(left, key=lambda c: ((1 - MMR_LAMBDA) * rel[c] - MMR_LAMBDA * near[c], -c))
+        left.discard(j)
+        out.append(pool[j])
+        best = np.maximum(best, sim.to(vecs[pool[j]]))
+    return out
 
 
 def _novel(
@@ -823,127 +743,22 @@ def _novel(
     k: int,
     final: list[float],
 ) -> list[int]:
-    """Pick ``k`` of ``pool`` by maximal marginal relevance (Carbonell & Goldstein, 1998).
-
-    Each pick balances its score (rescaled over the pool) against its highest similarity to
-    anything already in the digest (rescaled by the pool's highest), so picks are good papers
-    unlike the rest of the digest rather than random ones.
-    """
-    if k <= 0 or not pool:
-        return []
-    sim = _Similarity(pool, vecs, bg)
-    best = np.zeros(len(pool))
-    for i in chosen:
-        best = np.maximum(best, sim.to(i))
-    rel = _unit_range(np.array([final[i] for i in pool]))
-    out: list[int] = []
-    left = set(range(len(pool)))
-    while left and len(out) < k:
-        near = best / (best.max() + 1e-9)
-        j = max(left, key=lambda c: ((1 - MMR_LAMBDA) * rel[c] - MMR_LAMBDA * near[c], -c))
-        left.discard(j)
-        out.append(pool[j])
-        best = np.maximum(best, sim.to(pool[j]))
-    return out
+    """Near misses unlike the digest (``pool``: the candidates just below the cut)."""
+    return _mmr(pool, [vecs[i] for i in chosen], vecs, bg, k, final)
 
 
 def _wide(
     pool: list[int],
     chosen: list[int],
+    disliked: Sequence[_Vec],
     vecs: Sequence[_Vec],
     bg: _Background,
     k: int,
     final: list[float],
-    disliked: np.ndarray,
 ) -> list[int]:
-    """Pick ``k`` of the whole day's ``pool``: unlike what was rated 👎 and unlike each other.
-
-    ``disliked`` is each candidate's 👎-side score (how much it looks like the papers rated
-    👎).  A pick minimises that and its highest similarity to the digest and to earlier picks,
-    with a little of its score so that ties go to the better paper.
-    """
-    if k <= 0 or not pool:
-        return []
-    sim = _Similarity(pool, vecs, bg)
-    best = np.zeros(len(pool))
-    for i in chosen:
-        best = np.maximum(best, sim.to(i))
-    rel = _unit_range(np.array([final[i] for i in pool]))
-    dis = _unit_range(np.array([float(disliked[i]) for i in pool]))
-    den = np.zeros(len(pool))
-    if WIDE_DEN:
-        for c, i in enumerate(pool):
-            row = sim.to(i)
-            row[c] = 0.0
-            den[c] = np.sort(row)[-WIDE_DEN_K:].mean()
-        den = _unit_range(den)
-    out: list[int] = []
-    left = set(range(len(pool)))
-    while left and len(out) < k:
-        near = best / (best.max() + 1e-9)
-        j = max(
-            left,
-            key=lambda c: (WIDE_REL * rel[c] + WIDE_DEN * den[c] - WIDE_DIS * dis[c] - WIDE_SIM * near[c], -c),
-        )
-        left.discard(j)
-        out.append(pool[j])
-        best = np.maximum(best, sim.to(pool[j]))
-    return out
-
-
-def _spread(trust: dict[tuple[str, str], float], state: _SubState) -> float:
-    """How much to spread the digest: REG_LAMBDA while most rated papers miss, 0 once they hit."""
-    up = sum(t for k, t in trust.items() if state.ratings[k][0] > 0)
-    total = sum(trust.values())
-    h = up / total if total else 1.0
-    return REG_LAMBDA * max(0.0, 1.0 - h / H0)
-
-
-def _diverse(pool, vecs, bg, k, final, lam, neg, passing):
-    if k <= 0 or not pool:
-        return []
-    if DIVERSE_POOL == 0:
-        pool = passing
-    sim = _Similarity(pool, vecs, bg)
-    best = np.zeros(len(pool))
-    rel = _unit_range(np.array([final[i] for i in pool]))
-    dis = _unit_range(np.array([float(neg[i]) for i in pool]))
-    out: list[int] = []
-    left = set(range(len(pool)))
-    while left and len(out) < k:
-        near = best / (best.max() + 1e-9)
-        j = max(left, key=lambda c: ((1 - lam) * rel[c] - lam * near[c] - REG_DIS * dis[c], -c))
-        left.discard(j)
-        out.append(pool[j])
-        best = np.maximum(best, sim.to(pool[j]))
-    return out
-
-
-def _wide2(pool, chosen, downs, vecs, bg, k, final):
-    if k <= 0 or not pool:
-        return []
-    sim = _Similarity(pool, vecs, bg)
-    seen = np.zeros(len(pool))
-    for v in downs:
-        seen = np.maximum(seen, sim.to(v))
-    best = np.zeros(len(pool))
-    for i in chosen:
-        best = np.maximum(best, sim.to(i))
-    rel = _unit_range(np.array([final[i] for i in pool]))
-    out = []
-    left = set(range(len(pool)))
-    while left and len(out) < k:
-        near = np.maximum(best, seen)
-        near = near / (near.max() + 1e-9)
-        j = max(left, key=lambda c: ((1 - WIDE_LAMBDA) * rel[c] - WIDE_LAMBDA * near[c], -c))
-        left.discard(j)
-        out.append(pool[j])
-        best = np.maximum(best, sim.to(pool[j]))
-    return out
-
-
-def _unit_range(x: np.ndarray) -> np.ndarray:
-    return (x - x.min()) / (x.max() - x.min() + 1e-9) if len(x) else x
+    """Picks from the whole day (``pool``) unlike the papers rated 👎, the digest and each
+    other: a way out of the keywords' neighbourhood towards an interest nobody typed."""
+    return _mmr(pool, [*disliked, *(vecs[i] for i in chosen)], vecs, bg, k, final)
 
 
 def _top_terms(contrib: np.ndarray, terms: list[str], n: int = 3) -> tuple[str, ...]:
