@@ -95,13 +95,17 @@ EXPLORE_TEXT = "exploring: outside your usual topics"
 #: Of the exploratory slots, this share (rounded up) comes from the whole day's candidates.
 WIDE_SHARE = 0.5
 #: Wide picks must be unlike this many of the chat's most recent 👎 papers.
-WIDE_DISLIKED = 200
+WIDE_DISLIKED = 100
 #: Two rated papers whose vectors' cosine reaches this are "similar" (confirmation).
 SIMILAR = 0.1
 #: An unconfirmed 👍 with this many similar 👎 papers counts half.
 CONTRADICTED_BY = 5.0
 #: The least an unconfirmed 👍 counts.
 MIN_TRUST = 0.3
+#: A 👎 with this many similar 👍 (and no similar 👎) counts half.
+NEG_CONTRADICTED_BY = 1.0
+#: The most recent ratings that judge each other (bounds the work to TRUST_WINDOW² pairs).
+TRUST_WINDOW = 200
 _META_MORE = "learning.more_like_this.{sub}"
 
 _WORD = re.compile(r"[^\W_]+")
@@ -317,31 +321,42 @@ def _model_of(
 def _trust(
     state: _SubState, bg: _Background, user: str | None = None
 ) -> dict[tuple[str, str], float]:
-    """How much each rating counts: 1, unless it is a 👍 the rest of the ratings contradict.
+    """How much each rating counts: 1, unless the chat's other ratings contradict it.
 
     A 👍 whose similar rated papers (cosine ≥ ``SIMILAR``) are 👎 — ``d`` of them — and none
     👍 is probably a mis-tap, or at least not yet a topic: it counts
-    ``1 / (1 + d / CONTRADICTED_BY)`` (at least ``MIN_TRUST``).  One similar 👍 (``u``)
-    confirms it: the count is ``(1 + 2u) / (1 + d / CONTRADICTED_BY)``, capped at 1.  "More
-    like this" always counts in full.  👎 always count in full: they are most of a chat's
-    ratings and teach "not this" without pulling the profile anywhere.  A pure function of the
-    set of ratings, so order does not matter and undoing a rating is exact.  ``user``: judge
-    that member's ratings by their own only.
+    ``1 / (1 + d / CONTRADICTED_BY)`` (at least ``MIN_TRUST``).  A similar 👍 (``u`` of them)
+    confirms it: ``(1 + 2u) / (1 + d / CONTRADICTED_BY)``, capped at 1.  A 👎 among similar
+    👍 is judged the same way, mirrored (``NEG_CONTRADICTED_BY``: a 👍 is rarer, so one
+    weighs more).  "More like this" always counts in full.  The ``TRUST_WINDOW`` most recent
+    ratings (arXiv ids grow with time) judge each other; older ones count in full.  A pure
+    function of the set of ratings: order does not matter and undoing a rating is exact.
+    ``user``: judge that member's ratings by their own only.
     """
     keys = sorted(k for k in state.ratings if user in (None, k[0]))
     out = dict.fromkeys(keys, 1.0)
-    ups = [j for j, k in enumerate(keys) if 0 < state.ratings[k][0] <= 1]
-    if not ups or len(keys) < 2:
+    recent = sorted(keys, key=lambda k: (k[1], k[0]))[-TRUST_WINDOW:]
+    if len(recent) < 2:
         return out
-    vecs = [state.ratings[k][1] for k in keys]
-    value = np.array([state.ratings[k][0] for k in keys])
+    vecs = [state.ratings[k][1] for k in recent]
+    value = np.array([state.ratings[k][0] for k in recent])
     sim = _Similarity(vecs, bg)
-    for j in ups:
-        near = sim.to(vecs[j]) >= SIMILAR
+    # Rows of the 👍 first: by symmetry they also say which 👎 have a similar 👍 at all.
+    rows = {int(j): sim.to(vecs[j]) >= SIMILAR for j in np.flatnonzero(value > 0)}
+    liked_near = np.zeros(len(recent), dtype=bool)
+    for row in rows.values():
+        liked_near |= row
+    for j, key in enumerate(recent):
+        if value[j] > 1 or (value[j] < 0 and not liked_near[j]):
+            continue
+        near = rows[j] if value[j] > 0 else sim.to(vecs[j]) >= SIMILAR
         near[j] = False
-        u = float(np.count_nonzero(near & (value > 0)))
-        d = float(np.count_nonzero(near & (value < 0)))
-        out[keys[j]] = max(MIN_TRUST, min(1.0, (1 + 2 * u) / (1 + d / CONTRADICTED_BY)))
+        up = float(np.count_nonzero(near & (value > 0)))
+        down = float(np.count_nonzero(near & (value < 0)))
+        agree, against, scale = (
+            (up, down, CONTRADICTED_BY) if value[j] > 0 else (down, up, NEG_CONTRADICTED_BY)
+        )
+        out[key] = max(MIN_TRUST, min(1.0, (1 + 2 * agree) / (1 + against / scale)))
     return out
 
 
