@@ -6,9 +6,9 @@ counts as much as it contributes to the difference between the papers a chat rat
 papers in general.  It is generative, so a handful of ratings already give a usable profile —
 on the relevance benchmark it beats a TF-IDF SVM trained on the same ratings, and a logistic
 regression on the same features did clearly worse with a few dozen ratings.  Its state is
-counts, so a rating is an exact update touching only that paper's features: no refit, no batch
-job, fast with thousands of ratings, and the model is a pure function of the current set of
-ratings (order does not matter, repeating a rating changes nothing, flipping one is undone
+counts (each rating weighted by its trust, below), recounted in a fixed order when a rating
+changes: no batch job, a fraction of a second with thousands of ratings, and the model is a
+pure function of the current set of ratings (order does not matter, repeating a rating changes nothing, flipping one is undone
 exactly).  It learns from 👍 alone because the contrast is the background of recent
 announcements, never the unrated papers: an unrated paper is not a negative.  And every number
 decomposes into the paper's own features, which is what "why" shows.
@@ -33,6 +33,16 @@ centred so that the average background paper scores 0.  The features with the la
 ``v_t·u_t`` are the words of the explanation ("+3.1 like papers you rated 👍: speculative
 decoding, draft model").
 
+Mis-taps (issue 18).  A rating that the chat's other ratings contradict counts less until it
+is confirmed (``_trust``): a 👍 whose similar rated papers are 👎 and none 👍 — typically a
+mis-tap on a generic paper among the many a reader with a rare interest turns down — counts
+``1 / (1 + d / CONTRADICTED_BY)`` of a rating (``d`` similar 👎, at least ``MIN_TRUST``); a
+second 👍 of a similar paper, or "more like this", restores it in full.  A 👎 among similar 👍
+is discounted the same way.  The counts are then summed with these weights from scratch in a
+fixed order, so the model is still a pure function of the set of ratings: immediate effect,
+order-free, exact undo.  ``/status`` names the 👍 still unconfirmed and the profile's
+strongest topics either way (``Learner.profile``), so a wrong turn is visible and fixable.
+
 Shared channels: the channel model counts every member's ratings (it is their sum); a member's
 own view (``why`` with a user) is ``(1 − user_share)·channel + user_share·own``, so one member's
 ratings reach another member's view only through the channel part.  "More like this" is a 👍
@@ -44,8 +54,12 @@ candidates (those ranked just below the digest and not predicted to be disliked)
 marginal relevance: half their score, half how unlike they are to everything already in the
 digest.  On the benchmark they are about 40 % less similar to the digest than its regular
 papers are to each other, so the digest does not collapse into one topic, yet relevant often
-enough (and their ratings teach the model something new) to cost almost no precision.  They
-carry ``explore=True`` and an "exploring" reason and need not reach ``min_score``.
+enough (and their ratings teach the model something new) to cost almost no precision.  A
+share ``WIDE_SHARE`` of the exploratory slots (rounded up, so the only slot of a 10-paper
+digest) comes instead from the whole day's candidates, chosen by the same rule to be unlike
+the chat's recent 👎 papers, the digest and each other: a rare interest the keywords never
+reach is otherwise never shown, so never rated.  Picks carry ``explore=True`` and an
+"exploring" reason and need not reach ``min_score``; muted and excluded papers are never picked.
 
 A subscription without ratings gets exactly the keyword ranking: nobody who never rates sees a
 surprise pick, and turning learning on changes nothing until someone rates.
