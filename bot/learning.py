@@ -8,10 +8,11 @@ on the relevance benchmark it beats a TF-IDF SVM trained on the same ratings, an
 regression on the same features did clearly worse with a few dozen ratings.  Its state is
 counts (each rating weighted by its trust, below), recounted in a fixed order when a rating
 changes: no batch job, a fraction of a second with thousands of ratings, and the model is a
-pure function of the current set of ratings (order does not matter, repeating a rating changes nothing, flipping one is undone
-exactly).  It learns from 👍 alone because the contrast is the background of recent
-announcements, never the unrated papers: an unrated paper is not a negative.  And every number
-decomposes into the paper's own features, which is what "why" shows.
+pure function of the current set of ratings (order does not matter, repeating a rating
+changes nothing, flipping one is undone exactly).  It learns from 👍 alone because the
+contrast is the background of recent announcements, never the unrated papers: an unrated paper
+is not a negative.  And every number decomposes into the paper's own features, which is what
+"why" shows.
 
 Features of a paper (``features``): title and abstract words and two-word phrases (lower-case,
 plural ``s`` folded, stop words dropped, a phrase never spans a stop word; title terms count
@@ -121,6 +122,7 @@ NEG_CONTRADICTED_BY = 1.0
 #: The most recent ratings that judge each other (bounds the work to TRUST_WINDOW² pairs).
 TRUST_WINDOW = 200
 _META_MORE = "learning.more_like_this.{sub}"
+_ATOMIC = ("author: ", "category: ")
 
 _WORD = re.compile(r"[^\W_]+")
 STOPWORDS = frozenset(
@@ -375,7 +377,7 @@ def _trust(
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
+class LearnedProfile:
     """What a chat's ratings taught: its strongest topics either way, in the rated papers'
     words, and the 👍 that count less until confirmed (paper id, share counted)."""
 
@@ -385,9 +387,12 @@ class Profile:
 
 
 def _profile_terms(
-    state: _SubState, papers: dict[str, Paper], w: _Weights, n: int
+    state: _SubState, papers: dict[str, Paper], w: _Weights, bg: _Background, n: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The words of the rated papers that weigh most on each side, net of the other side."""
+    """The words of the rated papers that weigh most on each side, net of the other side.
+
+    Only words at least ``MIN_SHARED`` recent papers share: a topic, not one paper's phrase.
+    """
     out: list[tuple[str, ...]] = []
     for sign, own, other in ((1, w.pos, w.neg), (-1, w.neg, w.pos)):
         weight: dict[str, float] = {}
@@ -395,10 +400,11 @@ def _profile_terms(
             paper = papers.get(pid)
             if paper is None or value * sign <= 0:
                 continue
-            for term in features(paper):
-                if term not in weight and not term.startswith(("author: ", "category: ")):
-                    b = bucket(term)
-                    weight[term] = float(own[b] - other[b])
+            # Summed over the papers (a topic many share comes first), title words doubled.
+            for term, x in features(paper).items():
+                b = bucket(term)
+                if bg.q[b] * (bg.n + 1) - 0.5 >= MIN_SHARED and not term.startswith(_ATOMIC):
+                    weight[term] = weight.get(term, 0.0) + x * float(own[b] - other[b])
         terms = sorted(weight)
         out.append(_top_terms(np.array([weight[t] for t in terms]), terms, n))
     return out[0], out[1]
@@ -519,7 +525,7 @@ class Learner:
         """A rating changed.  Nothing to refit: the next call diffs the ratings into the counts."""
         return None
 
-    def profile(self, sub: Subscription, n: int = 5) -> Profile | None:
+    def profile(self, sub: Subscription, n: int = 5) -> LearnedProfile | None:
         """What the chat's ratings taught, in words of the rated papers (``/status``, ``why``);
         None before the first rating."""
         with self._lock:
@@ -531,9 +537,9 @@ class Learner:
             bg = self._background(list(papers.values()))
             fit = self._fit(state, bg)
             w = _weights(fit.model, bg)
-            liked, disliked = _profile_terms(state, papers, w, n)
+            liked, disliked = _profile_terms(state, papers, w, bg, n)
             unconfirmed = sorted((pid, t) for (_, pid), t in fit.trust.items() if t < 1.0 - 1e-6)
-            return Profile(liked, disliked, unconfirmed)
+            return LearnedProfile(liked, disliked, unconfirmed)
 
     # -- scoring ------------------------------------------------------------------------------
     def _parts(
