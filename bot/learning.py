@@ -41,7 +41,7 @@ mis-tap on a generic paper among the many a reader with a rare interest turns do
 second 👍 of a similar paper, or "more like this", restores it in full.  A 👎 among similar 👍
 is discounted the same way.  The counts are then summed with these weights from scratch in a
 fixed order, so the model is still a pure function of the set of ratings: immediate effect,
-order-free, exact undo.  ``/status`` names the 👍 still unconfirmed and the profile's
+order-free, exact undo.  ``/status`` names the ratings still unconfirmed and the profile's
 strongest topics either way (``Learner.profile``), so a wrong turn is visible and fixable.
 
 Shared channels: the channel model counts every member's ratings (it is their sum); a member's
@@ -260,10 +260,6 @@ class _Model:
         self.pos.apply([(v, sign * value) for v, value, sign in changes if value > 0])
         self.neg.apply([(v, -sign * value) for v, value, sign in changes if value < 0])
 
-    @property
-    def empty(self) -> bool:
-        return self.pos.n <= 0 and self.neg.n <= 0
-
 
 @dataclass(frozen=True, slots=True)
 class _Fit:
@@ -379,7 +375,7 @@ def _trust(
 @dataclass(frozen=True, slots=True)
 class LearnedProfile:
     """What a chat's ratings taught: its strongest topics either way, in the rated papers'
-    words, and the 👍 that count less until confirmed (paper id, share counted)."""
+    words, and the ratings that count less until confirmed (paper id, share counted)."""
 
     liked: tuple[str, ...]
     disliked: tuple[str, ...]
@@ -643,17 +639,20 @@ class Learner:
             {pid for user, pid in changed if (user, pid) in want and (user, pid) not in have}
         )
         papers = self.store.get_papers(need) if need else {}
+        before = state.version
         for key in changed:
             old = have.pop(key, None)
+            if old is not None:
+                state.version = before + 1
             if key not in want:
                 continue
-            # A flip keeps the vector it was counted with, so removing it later is exact.
+            # A flip keeps the vector it was counted with.
             paper = papers.get(key[1])
             vec = old[1] if old is not None else self._vec(paper) if paper is not None else None
             if vec is None:  # a rating of a paper storage does not hold: nothing to learn from
                 continue
             have[key] = (want[key], vec)
-        state.version += 1
+            state.version = before + 1
         return state
 
     def _fit(self, state: _SubState, bg: _Background) -> _Fit:
