@@ -56,10 +56,11 @@ marginal relevance: half their score, half how unlike they are to everything alr
 digest.  On the benchmark they are about 40 % less similar to the digest than its regular
 papers are to each other, so the digest does not collapse into one topic, yet relevant often
 enough (and their ratings teach the model something new) to cost almost no precision.  A
-share ``WIDE_SHARE`` of the exploratory slots (rounded up, so the only slot of a 10-paper
-digest) comes instead from the whole day's candidates, chosen by the same rule to be unlike
-the chat's recent 👎 papers, the digest and each other: a rare interest the keywords never
-reach is otherwise never shown, so never rated.  Picks carry ``explore=True`` and an
+chat whose ratings are mostly 👎 (``WIDE_AFTER_DOWNS``: the digest keeps missing) gets a share
+``WIDE_SHARE`` of its exploratory slots (rounded up, so the only slot of a 10-paper digest)
+from the whole day's candidates instead, chosen by the same rule to be unlike the chat's
+recent 👎 papers, the digest and each other: a rare interest the keywords never reach is
+otherwise never shown, so never rated.  Picks carry ``explore=True`` and an
 "exploring" reason and need not reach ``min_score``; muted and excluded papers are never picked.
 
 A subscription without ratings gets exactly the keyword ranking: nobody who never rates sees a
@@ -111,6 +112,9 @@ EXPLORE_TEXT = "exploring: outside your usual topics"
 WIDE_SHARE = 0.5
 #: Wide picks must be unlike this many of the chat's most recent 👎 papers.
 WIDE_DISLIKED = 100
+#: ...for chats with at least this share of 👎 among their ratings: the digest keeps missing,
+#: so look further afield (a chat that likes what it gets keeps its near misses).
+WIDE_AFTER_DOWNS = 0.75
 #: Two rated papers whose vectors' cosine reaches this are "similar" (confirmation).
 SIMILAR = 0.1
 #: An unconfirmed 👍 with this many similar 👎 papers counts half.
@@ -456,7 +460,9 @@ class Learner:
             regular = [i for i in order if final[i] >= sub.min_score][: size - k]
             # Never more than ``share`` of the digest, even when few papers pass min_score.
             k = min(k, math.floor(share * len(regular) / (1 - share) + 1e-9))
-            wide = math.ceil(WIDE_SHARE * k - 1e-9)
+            downs = sum(1 for x, _ in state.ratings.values() if x < 0)
+            missing = downs >= WIDE_AFTER_DOWNS * len(state.ratings)
+            wide = math.ceil(WIDE_SHARE * k - 1e-9) if missing else 0
             floor = EXPLORE_FLOOR * self.cfg.weight
             # A muted or excluded paper (score −inf) is never explored.
             taken = set(regular) | {i for i in order if not math.isfinite(final[i])}
@@ -528,7 +534,8 @@ class Learner:
             state = self._state(sub)
             if state is None or state.empty:
                 return None
-            ids = sorted({pid for _, pid in state.ratings})
+            # Words from the most recent rated papers (a why stays quick with thousands).
+            ids = sorted({pid for _, pid in state.ratings})[-TRUST_WINDOW:]
             papers = self.store.get_papers(ids)
             bg = self._background(list(papers.values()))
             fit = self._fit(state, bg)

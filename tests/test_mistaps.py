@@ -205,6 +205,28 @@ def test_exploration_from_the_whole_day_is_unlike_what_was_rated_down_and_each_o
     assert cosine(wide[0], wide[1]) < 0.2  # and unlike each other
 
 
+def test_a_chat_that_likes_its_digest_keeps_its_near_misses(
+    engine: Engine, make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.learning
+
+    eng = learning_engine(engine, make_config, **{"learning.exploration": 0.3})
+    sub = new_chat(eng, max="10")
+    day = eng.latest_day()
+    assert day is not None
+    top = [it.paper for it in ranked(eng, sub)[:6]]
+    for p, value in zip(top, (1, 1, 1, -1, -1, -1), strict=True):
+        rate(eng, sub, "me", p, value)
+
+    def picks() -> list[str]:
+        return [it.paper.id for it in eng.digests([sub], day)[0].items if it.explore]
+
+    mixed = picks()
+    assert len(mixed) == 3
+    monkeypatch.setattr(bot.learning, "WIDE_SHARE", 0.0)
+    assert picks() == mixed  # half its ratings are 👍: no picks from afar
+
+
 def test_exploration_never_picks_a_muted_paper(learning: Engine) -> None:
     sub = new_chat(learning)
     chat(learning, sub.platform, sub.chat, "me", f'/mute "{TIME_SERIES}"')
