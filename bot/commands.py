@@ -335,6 +335,7 @@ class Commands:
         followed = any(r.kind == "follow" for r in item.reasons)
         if item.score < sub.min_score and not followed:
             lines.append(f"(below the min score {sub.min_score:g}, so not in the digest)")
+        lines += self.profile.learned_lines(sub)
         return item, lines
 
     def resolve_subscription(self, ref: str | None) -> Subscription:

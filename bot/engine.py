@@ -30,7 +30,7 @@ from storage import Store, StoreError
 
 if TYPE_CHECKING:
     from bot.ask import Asker
-    from bot.learning import Learner
+    from bot.learning import LearnedProfile, Learner
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +343,11 @@ class Engine:
         if names:
             item.reasons.insert(0, follow_reason(names))
         return item
+
+    def learned_profile(self, sub: Subscription) -> LearnedProfile | None:
+        """What the chat's ratings taught, in the rated papers' words (None: no ratings yet or
+        learning off)."""
+        return self.learner.profile(sub) if self.learner is not None else None
 
     def more_like_this(self, sub: Subscription, user: str, paper: Paper) -> list[str]:
         """Steer towards a paper; returns the terms that will be boosted (may be empty)."""

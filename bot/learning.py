@@ -6,12 +6,13 @@ counts as much as it contributes to the difference between the papers a chat rat
 papers in general.  It is generative, so a handful of ratings already give a usable profile —
 on the relevance benchmark it beats a TF-IDF SVM trained on the same ratings, and a logistic
 regression on the same features did clearly worse with a few dozen ratings.  Its state is
-counts, so a rating is an exact update touching only that paper's features: no refit, no batch
-job, fast with thousands of ratings, and the model is a pure function of the current set of
-ratings (order does not matter, repeating a rating changes nothing, flipping one is undone
-exactly).  It learns from 👍 alone because the contrast is the background of recent
-announcements, never the unrated papers: an unrated paper is not a negative.  And every number
-decomposes into the paper's own features, which is what "why" shows.
+counts (each rating weighted by its trust, below), recounted in a fixed order when a rating
+changes: no batch job, a fraction of a second with thousands of ratings, and the model is a
+pure function of the current set of ratings (order does not matter, repeating a rating
+changes nothing, flipping one is undone exactly).  It learns from 👍 alone because the
+contrast is the background of recent announcements, never the unrated papers: an unrated paper
+is not a negative.  And every number decomposes into the paper's own features, which is what
+"why" shows.
 
 Features of a paper (``features``): title and abstract words and two-word phrases (lower-case,
 plural ``s`` folded, stop words dropped, a phrase never spans a stop word; title terms count
@@ -33,6 +34,16 @@ centred so that the average background paper scores 0.  The features with the la
 ``v_t·u_t`` are the words of the explanation ("+3.1 like papers you rated 👍: speculative
 decoding, draft model").
 
+Mis-taps (issue 18).  A rating that the chat's other ratings contradict counts less until it
+is confirmed (``_trust``): a 👍 whose similar rated papers are 👎 and none 👍 — typically a
+mis-tap on a generic paper among the many a reader with a rare interest turns down — counts
+``1 / (1 + d / CONTRADICTED_BY)`` of a rating (``d`` similar 👎, at least ``MIN_TRUST``); a
+second 👍 of a similar paper, or "more like this", restores it in full.  A 👎 among similar 👍
+is discounted the same way.  The counts are then summed with these weights from scratch in a
+fixed order, so the model is still a pure function of the set of ratings: immediate effect,
+order-free, exact undo.  ``/status`` names the ratings still unconfirmed and the profile's
+strongest topics either way (``Learner.profile``), so a wrong turn is visible and fixable.
+
 Shared channels: the channel model counts every member's ratings (it is their sum); a member's
 own view (``why`` with a user) is ``(1 − user_share)·channel + user_share·own``, so one member's
 ratings reach another member's view only through the channel part.  "More like this" is a 👍
@@ -44,8 +55,13 @@ candidates (those ranked just below the digest and not predicted to be disliked)
 marginal relevance: half their score, half how unlike they are to everything already in the
 digest.  On the benchmark they are about 40 % less similar to the digest than its regular
 papers are to each other, so the digest does not collapse into one topic, yet relevant often
-enough (and their ratings teach the model something new) to cost almost no precision.  They
-carry ``explore=True`` and an "exploring" reason and need not reach ``min_score``.
+enough (and their ratings teach the model something new) to cost almost no precision.  A
+chat whose ratings are mostly 👎 (``WIDE_AFTER_DOWNS``: the digest keeps missing) gets a share
+``WIDE_SHARE`` of its exploratory slots (rounded up, so the only slot of a 10-paper digest)
+from the whole day's candidates instead, chosen by the same rule to be unlike the chat's
+recent 👎 papers, the digest and each other: a rare interest the keywords never reach is
+otherwise never shown, so never rated.  Picks carry ``explore=True`` and an
+"exploring" reason and need not reach ``min_score``; muted and excluded papers are never picked.
 
 A subscription without ratings gets exactly the keyword ranking: nobody who never rates sees a
 surprise pick, and turning learning on changes nothing until someone rates.
@@ -92,7 +108,25 @@ MMR_LAMBDA = 0.5
 #: A candidate whose learned score is below this many ``weight`` units is not explored.
 EXPLORE_FLOOR = -0.5
 EXPLORE_TEXT = "exploring: outside your usual topics"
+#: Of the exploratory slots, this share (rounded up) comes from the whole day's candidates.
+WIDE_SHARE = 0.5
+#: Wide picks must be unlike this many of the chat's most recent 👎 papers.
+WIDE_DISLIKED = 100
+#: ...for chats with at least this share of 👎 among their ratings: the digest keeps missing,
+#: so look further afield (a chat that likes what it gets keeps its near misses).
+WIDE_AFTER_DOWNS = 0.75
+#: Two rated papers whose vectors' cosine reaches this are "similar" (confirmation).
+SIMILAR = 0.1
+#: An unconfirmed 👍 with this many similar 👎 papers counts half.
+CONTRADICTED_BY = 5.0
+#: The least an unconfirmed 👍 counts.
+MIN_TRUST = 0.3
+#: A 👎 with this many similar 👍 (and no similar 👎) counts half.
+NEG_CONTRADICTED_BY = 1.0
+#: The most recent ratings that judge each other (bounds the work to TRUST_WINDOW² pairs).
+TRUST_WINDOW = 200
 _META_MORE = "learning.more_like_this.{sub}"
+_ATOMIC = ("author: ", "category: ")
 
 _WORD = re.compile(r"[^\W_]+")
 STOPWORDS = frozenset(
@@ -230,21 +264,31 @@ class _Model:
         self.pos.apply([(v, sign * value) for v, value, sign in changes if value > 0])
         self.neg.apply([(v, -sign * value) for v, value, sign in changes if value < 0])
 
-    @property
-    def empty(self) -> bool:
-        return self.pos.n <= 0 and self.neg.n <= 0
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """The ratings as counted against one background: each rating's trust and the model."""
+
+    key: tuple[object, ...]
+    trust: dict[tuple[str, str], float]
+    model: _Model
 
 
 @dataclass
 class _SubState:
-    """One subscription's ratings as counted, the vectors they were counted with, the model."""
+    """One subscription's ratings and the vectors they were counted with; the fitted model."""
 
     ratings: dict[tuple[str, str], tuple[float, _Vec]] = field(default_factory=dict)
-    model: _Model = field(default_factory=_Model)
+    version: int = 0
+    fit: _Fit | None = None
 
     @property
     def users(self) -> set[str]:
         return {u for u, _ in self.ratings}
+
+    @property
+    def empty(self) -> bool:
+        return not self.ratings
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +322,92 @@ def _weights(model: _Model, bg: _Background) -> _Weights:
         has_pos=model.pos.n > 0,
         has_neg=model.neg.n > 0,
     )
+
+
+def _model_of(
+    state: _SubState, trust: dict[tuple[str, str], float], user: str | None = None
+) -> _Model:
+    """The ratings (``user``'s only, if given) counted with their trust, in a fixed order."""
+    model = _Model()
+    rows = sorted(state.ratings.items(), key=lambda kv: kv[0])
+    model.apply([(v, x * trust[k], 1.0) for k, (x, v) in rows if user in (None, k[0])])
+    return model
+
+
+def _trust(
+    state: _SubState, bg: _Background, user: str | None = None
+) -> dict[tuple[str, str], float]:
+    """How much each rating counts: 1, unless the chat's other ratings contradict it.
+
+    A 👍 whose similar rated papers (cosine ≥ ``SIMILAR``) are 👎 — ``d`` of them — and none
+    👍 is probably a mis-tap, or at least not yet a topic: it counts
+    ``1 / (1 + d / CONTRADICTED_BY)`` (at least ``MIN_TRUST``).  A similar 👍 (``u`` of them)
+    confirms it: ``(1 + 2u) / (1 + d / CONTRADICTED_BY)``, capped at 1.  A 👎 among similar
+    👍 is judged the same way, mirrored (``NEG_CONTRADICTED_BY``: a 👍 is rarer, so one
+    weighs more).  "More like this" always counts in full.  The ``TRUST_WINDOW`` most recent
+    ratings (arXiv ids grow with time) judge each other; older ones count in full.  A pure
+    function of the set of ratings: order does not matter and undoing a rating is exact.
+    ``user``: judge that member's ratings by their own only.
+    """
+    keys = sorted(k for k in state.ratings if user in (None, k[0]))
+    out = dict.fromkeys(keys, 1.0)
+    recent = sorted(keys, key=lambda k: (k[1], k[0]))[-TRUST_WINDOW:]
+    if len(recent) < 2:
+        return out
+    vecs = [state.ratings[k][1] for k in recent]
+    value = np.array([state.ratings[k][0] for k in recent])
+    sim = _Similarity(vecs, bg)
+    # Rows of the 👍 first: by symmetry they also say which 👎 have a similar 👍 at all.
+    rows = {int(j): sim.to(vecs[j]) >= SIMILAR for j in np.flatnonzero(value > 0)}
+    liked_near = np.zeros(len(recent), dtype=bool)
+    for row in rows.values():
+        liked_near |= row
+    for j, key in enumerate(recent):
+        if value[j] > 1 or (value[j] < 0 and not liked_near[j]):
+            continue
+        near = rows[j] if value[j] > 0 else sim.to(vecs[j]) >= SIMILAR
+        near[j] = False
+        up = float(np.count_nonzero(near & (value > 0)))
+        down = float(np.count_nonzero(near & (value < 0)))
+        agree, against, scale = (
+            (up, down, CONTRADICTED_BY) if value[j] > 0 else (down, up, NEG_CONTRADICTED_BY)
+        )
+        out[key] = max(MIN_TRUST, min(1.0, (1 + 2 * agree) / (1 + against / scale)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedProfile:
+    """What a chat's ratings taught: its strongest topics either way, in the rated papers'
+    words, and the ratings that count less until confirmed (paper id, share counted)."""
+
+    liked: tuple[str, ...]
+    disliked: tuple[str, ...]
+    unconfirmed: list[tuple[str, float]]
+
+
+def _profile_terms(
+    state: _SubState, papers: dict[str, Paper], w: _Weights, bg: _Background, n: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words of the rated papers that weigh most on each side, net of the other side.
+
+    Only words at least ``MIN_SHARED`` recent papers share: a topic, not one paper's phrase.
+    """
+    out: list[tuple[str, ...]] = []
+    for sign, own, other in ((1, w.pos, w.neg), (-1, w.neg, w.pos)):
+        weight: dict[str, float] = {}
+        for (_, pid), (value, _) in sorted(state.ratings.items()):
+            paper = papers.get(pid)
+            if paper is None or value * sign <= 0:
+                continue
+            # Summed over the papers (a topic many share comes first), title words doubled.
+            for term, x in features(paper).items():
+                b = bucket(term)
+                if bg.q[b] * (bg.n + 1) - 0.5 >= MIN_SHARED and not term.startswith(_ATOMIC):
+                    weight[term] = weight.get(term, 0.0) + x * float(own[b] - other[b])
+        terms = sorted(weight)
+        out.append(_top_terms(np.array([weight[t] for t in terms]), terms, n))
+    return out[0], out[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,12 +445,13 @@ class Learner:
         """The Rescorer (bot.digest): learned scores added, cut, exploratory picks mixed in."""
         with self._lock:
             state = self._state(sub)
-            if state is None or state.model.empty or not items:
+            if state is None or state.empty or not items:
                 return _cut(items, sub)  # cold start: the keyword ranking, untouched
             bg = self._background([i.paper for i in items])
-            w = _weights(state.model, bg)
+            w = _weights(self._fit(state, bg).model, bg)
             vecs = [self._vec(i.paper) for i in items]
-            learned = self.cfg.weight * self._score(vecs, w, bg)
+            pos, neg = self._parts(vecs, w, bg)
+            learned = self.cfg.weight * (pos - neg)
             final = [it.score + float(x) for it, x in zip(items, learned, strict=True)]
             order = sorted(range(len(items)), key=lambda i: (-final[i], i))
             size = min(sub.max_papers, len(items))
@@ -329,10 +460,18 @@ class Learner:
             regular = [i for i in order if final[i] >= sub.min_score][: size - k]
             # Never more than ``share`` of the digest, even when few papers pass min_score.
             k = min(k, math.floor(share * len(regular) / (1 - share) + 1e-9))
+            downs = sum(1 for x, _ in state.ratings.values() if x < 0)
+            missing = downs >= WIDE_AFTER_DOWNS * len(state.ratings)
+            wide = math.ceil(WIDE_SHARE * k - 1e-9) if missing else 0
             floor = EXPLORE_FLOOR * self.cfg.weight
-            taken = set(regular)
+            # A muted or excluded paper (score −inf) is never explored.
+            taken = set(regular) | {i for i in order if not math.isfinite(final[i])}
             near = [i for i in order if i not in taken and learned[i] >= floor]
-            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k, final)
+            explore = _novel(near[: max(3 * size, 30)], regular, vecs, bg, k - wide, final)
+            # The rest from anywhere in the day: a new interest is rarely just below the cut.
+            taken.update(explore)
+            rest = [i for i in order if i not in taken]
+            explore += _wide(rest, regular + explore, self._disliked(state), vecs, bg, wide, final)
             who = _who(state)
             out = []
             for i in regular + sorted(explore, key=order.index):
@@ -348,17 +487,19 @@ class Learner:
         """Add the learned reason(s) and score to one item (``why``), from ``user``'s view."""
         with self._lock:
             state = self._state(sub)
-            if state is None or state.model.empty:
+            if state is None or state.empty:
                 return
             bg = self._background([item.paper])
-            channel = _weights(state.model, bg)
+            fit = self._fit(state, bg)
+            channel = _weights(fit.model, bg)
             others = state.users - {user}
             if user is None or not others:
                 self._annotate(item, channel, bg, self.cfg.weight, _who(state))
                 return
             # A shared channel seen by one member: the channel's taste plus their own.
             share = self.cfg.user_share
-            own = _weights(self._user_model(state, user), bg)
+            # Judged by their own ratings only: nobody else's 👎 discounts a member's 👍.
+            own = _weights(_model_of(state, _trust(state, bg, user), user), bg)
             self._annotate(item, channel, bg, self.cfg.weight * (1 - share), "this chat")
             self._annotate(item, own, bg, self.cfg.weight * share, "you")
 
@@ -375,7 +516,7 @@ class Learner:
             state = self._state(sub)
             assert state is not None
             bg = self._background([paper])
-            w = _weights(state.model, bg)
+            w = _weights(self._fit(state, bg).model, bg)
             # The paper's strongest features that other papers share (a word only this paper
             # has explains its own score, but boosts nothing else).
             idx, val, terms = _buckets(features(paper))
@@ -386,9 +527,28 @@ class Learner:
         """A rating changed.  Nothing to refit: the next call diffs the ratings into the counts."""
         return None
 
+    def profile(self, sub: Subscription, n: int = 5) -> LearnedProfile | None:
+        """What the chat's ratings taught, in words of the rated papers (``/status``, ``why``);
+        None before the first rating."""
+        with self._lock:
+            state = self._state(sub)
+            if state is None or state.empty:
+                return None
+            # Words from the most recent rated papers (a why stays quick with thousands).
+            ids = sorted({pid for _, pid in state.ratings})[-TRUST_WINDOW:]
+            papers = self.store.get_papers(ids)
+            bg = self._background(list(papers.values()))
+            fit = self._fit(state, bg)
+            w = _weights(fit.model, bg)
+            liked, disliked = _profile_terms(state, papers, w, bg, n)
+            unconfirmed = sorted((pid, t) for (_, pid), t in fit.trust.items() if t < 1.0 - 1e-6)
+            return LearnedProfile(liked, disliked, unconfirmed)
+
     # -- scoring ------------------------------------------------------------------------------
-    def _score(self, vecs: Sequence[_Vec], w: _Weights, bg: _Background) -> np.ndarray:
-        """``v·u👍 − v·u👎`` (each side centred) of many papers at once."""
+    def _parts(
+        self, vecs: Sequence[_Vec], w: _Weights, bg: _Background
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``v·u👍`` and ``v·u👎`` (each side centred) of many papers at once."""
         n = len(vecs)
         doc = np.repeat(np.arange(n), [len(v.idx) for v in vecs])
         idx = np.concatenate([v.idx for v in vecs])
@@ -397,7 +557,7 @@ class Learner:
         norms[norms == 0] = 1.0
         pos = np.bincount(doc, weights=val * w.pos[idx], minlength=n) / norms - w.pos_base
         neg = np.bincount(doc, weights=val * w.neg[idx], minlength=n) / norms - w.neg_base
-        return pos - neg
+        return pos, neg
 
     def _explain(self, paper: Paper, w: _Weights, bg: _Background, scale: float) -> _Part:
         idx, val, terms = _buckets(features(paper))
@@ -486,29 +646,38 @@ class Learner:
             {pid for user, pid in changed if (user, pid) in want and (user, pid) not in have}
         )
         papers = self.store.get_papers(need) if need else {}
-        changes: list[tuple[_Vec, float, float]] = []
+        before = state.version
         for key in changed:
             old = have.pop(key, None)
             if old is not None:
-                changes.append((old[1], old[0], -1.0))
+                state.version = before + 1
             if key not in want:
                 continue
-            # A flip keeps the vector it was counted with, so removing it later is exact.
+            # A flip keeps the vector it was counted with.
             paper = papers.get(key[1])
             vec = old[1] if old is not None else self._vec(paper) if paper is not None else None
             if vec is None:  # a rating of a paper storage does not hold: nothing to learn from
                 continue
-            changes.append((vec, want[key], 1.0))
             have[key] = (want[key], vec)
-        state.model.apply(changes)
+            state.version = before + 1
         return state
 
-    def _user_model(self, state: _SubState, user: str) -> _Model:
-        model = _Model()
-        model.apply(
-            [(vec, value, 1.0) for (u, _), (value, vec) in state.ratings.items() if u == user]
-        )
-        return model
+    def _fit(self, state: _SubState, bg: _Background) -> _Fit:
+        """Each rating's trust and the model they make (cached until a rating changes).
+
+        Counted from scratch in a fixed order, so the same ratings always give the same bits:
+        rating and un-rating a paper restores the exact scores.
+        """
+        key = (bg.key, state.version)
+        if state.fit is None or state.fit.key != key:
+            trust = _trust(state, bg)
+            state.fit = _Fit(key, trust, _model_of(state, trust))
+        return state.fit
+
+    def _disliked(self, state: _SubState) -> list[_Vec]:
+        """The most recent 👎 papers (arXiv ids grow with time)."""
+        downs = sorted((pid, u) for (u, pid), (x, _) in state.ratings.items() if x < 0)
+        return [state.ratings[(u, pid)][1] for pid, u in downs[-WIDE_DISLIKED:]]
 
     def _more(self, sub_id: int) -> set[tuple[str, str]]:
         text = self.store.get_meta(_META_MORE.format(sub=sub_id)) or ""
@@ -555,9 +724,28 @@ class Learner:
         return bg
 
 
-def _novel(
+class _Similarity:
+    """Cosines between a fixed set of papers and any paper, one scatter per query."""
+
+    def __init__(self, vecs: Sequence[_Vec], bg: _Background) -> None:
+        self.bg = bg
+        self.n = len(vecs)
+        self.doc = np.repeat(np.arange(self.n), [len(v.idx) for v in vecs])
+        self.idx = np.concatenate([v.idx for v in vecs])
+        self.val = np.concatenate([bg.unit(v) for v in vecs])
+        self.scratch = np.zeros(DIM, dtype=np.float32)
+
+    def to(self, vec: _Vec) -> np.ndarray:
+        """The cosine of every paper of the set with ``vec``."""
+        self.scratch[vec.idx] = self.bg.unit(vec)
+        sims = np.bincount(self.doc, weights=self.val * self.scratch[self.idx], minlength=self.n)
+        self.scratch[vec.idx] = 0.0
+        return sims
+
+
+def _mmr(
     pool: list[int],
-    chosen: list[int],
+    chosen: Sequence[_Vec],
     vecs: Sequence[_Vec],
     bg: _Background,
     k: int,
@@ -566,27 +754,15 @@ def _novel(
     """Pick ``k`` of ``pool`` by maximal marginal relevance (Carbonell & Goldstein, 1998).
 
     Each pick balances its score (rescaled over the pool) against its highest similarity to
-    anything already in the digest (rescaled by the pool's highest), so picks are good papers
-    unlike the rest of the digest rather than random ones.
+    anything in ``chosen`` or picked before it (rescaled by the pool's highest), so picks are
+    good papers unlike the rest rather than random ones.
     """
     if k <= 0 or not pool:
         return []
-    units = {i: bg.unit(vecs[i]) for i in {*pool, *chosen}}
-    doc = np.repeat(np.arange(len(pool)), [len(vecs[i].idx) for i in pool])
-    idx = np.concatenate([vecs[i].idx for i in pool])
-    val = np.concatenate([units[i] for i in pool])
-    scratch = np.zeros(DIM, dtype=np.float32)
-
-    def similarity_to(i: int) -> np.ndarray:
-        """Cosine of every pool paper with paper ``i``."""
-        scratch[vecs[i].idx] = units[i]
-        sims = np.bincount(doc, weights=val * scratch[idx], minlength=len(pool))
-        scratch[vecs[i].idx] = 0.0
-        return sims
-
+    sim = _Similarity([vecs[i] for i in pool], bg)
     best = np.zeros(len(pool))
-    for i in chosen:
-        best = np.maximum(best, similarity_to(i))
+    for v in chosen:
+        best = np.maximum(best, sim.to(v))
     rel = np.array([final[i] for i in pool])
     rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
     out: list[int] = []
@@ -596,8 +772,34 @@ def _novel(
         j = max(left, key=lambda c: ((1 - MMR_LAMBDA) * rel[c] - MMR_LAMBDA * near[c], -c))
         left.discard(j)
         out.append(pool[j])
-        best = np.maximum(best, similarity_to(pool[j]))
+        best = np.maximum(best, sim.to(vecs[pool[j]]))
     return out
+
+
+def _novel(
+    pool: list[int],
+    chosen: list[int],
+    vecs: Sequence[_Vec],
+    bg: _Background,
+    k: int,
+    final: list[float],
+) -> list[int]:
+    """Near misses unlike the digest (``pool``: the candidates just below the cut)."""
+    return _mmr(pool, [vecs[i] for i in chosen], vecs, bg, k, final)
+
+
+def _wide(
+    pool: list[int],
+    chosen: list[int],
+    disliked: Sequence[_Vec],
+    vecs: Sequence[_Vec],
+    bg: _Background,
+    k: int,
+    final: list[float],
+) -> list[int]:
+    """Picks from the whole day (``pool``) unlike the papers rated 👎, the digest and each
+    other: a way out of the keywords' neighbourhood towards an interest nobody typed."""
+    return _mmr(pool, [*disliked, *(vecs[i] for i in chosen)], vecs, bg, k, final)
 
 
 def _top_terms(contrib: np.ndarray, terms: list[str], n: int = 3) -> tuple[str, ...]:

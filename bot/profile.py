@@ -319,6 +319,30 @@ class Profile:
             f"Following {len(follows)}: {', '.join(follows)}" if follows else "Following: nobody"
         )
         lines.append(self.profile_share(sub))
+        lines += self.learned_lines(sub)
+        return lines
+
+    def learned_lines(self, sub: Subscription) -> list[str]:
+        """What the bot believes this chat likes and dislikes (``/status``, ``why``), in words
+        of the rated papers, and the 👍 it does not trust yet: a wrong turn shows here first."""
+        learned = self.engine.learned_profile(sub)
+        if learned is None:
+            return []
+        lines = []
+        if learned.liked:
+            lines.append(f"Learned topics 👍: {', '.join(learned.liked)}")
+        if learned.disliked:
+            lines.append(f"Learned topics 👎: {', '.join(learned.disliked)}")
+        if lines:
+            lines.append("A topic that is wrong? Mute it, or rate a paper about it 👎.")
+        if learned.unconfirmed:
+            shown = ", ".join(f"{pid} ({share:.0%})" for pid, share in learned.unconfirmed[:5])
+            more = f", … (+{len(learned.unconfirmed) - 5})" if len(learned.unconfirmed) > 5 else ""
+            lines.append(
+                f"Not yet confirmed: {shown}{more}. Papers like these were rated the other "
+                "way, so these ratings count less until a similar paper gets the same rating "
+                '(or "more like this").'
+            )
         return lines
 
     def profile_share(self, sub: Subscription) -> str:

@@ -383,6 +383,10 @@ def test_cli_rate_ratings_and_why(write_config: Callable[..., Path]) -> None:
     assert lines[0].startswith("One-Shot Price Forecasting") and "score " in lines[0]
     assert any(line.startswith("• “") for line in lines)  # a keyword match
     assert any("papers this chat rated" in line for line in lines)  # two people rated
+    # What the bot believes, in words of the rated papers (issue 18).
+    assert any(line.startswith("Learned topics 👍: ") for line in lines)
+
+    assert any(line.startswith("Learned topics 👎: ") and "split" in line for line in lines)
     out = herald("why", "2601.11977", "--user", "bob")
     assert "papers you rated" in out and "papers this chat rated" in out
 
