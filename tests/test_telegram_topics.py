@@ -18,8 +18,17 @@ from adapters.telegram.adapter import TelegramAdapter
 from bot.config import Config
 from bot.fanout import FanOut
 from bot.models import Digest
+from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
-from tests.test_telegram import Bot, running, subscribe, telegram_config, todays_digest
+from tests.test_telegram import (
+    LLM_KEY_ENV,
+    Bot,
+    question_about,
+    running,
+    subscribe,
+    telegram_config,
+    todays_digest,
+)
 
 FORUM = -1009990001
 ADMIN = 2002
@@ -259,3 +268,37 @@ async def test_the_adapter_only_reads_its_own_addresses(
         )
         assert report.deactivated and "not a Telegram chat" in (report.failed or "")
         assert fake.calls_to("/sendMessage") == []
+
+
+async def test_a_question_about_a_paper_in_a_topic_is_answered_in_that_topic(
+    tg_config: Callable[..., Config],
+    fake: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = fake.create_forum_topic(FORUM, "Reading group", by=ADMIN)
+    monkeypatch.setenv(LLM_KEY_ENV, fake_openai.api_key)
+    cfg = tg_config(**{"telegram.layout": "thread"}, openai=fake_openai)
+    async with running(cfg, fake) as bot:
+        sub = subscribe(bot.store, f"{FORUM}/{topic}")
+        await fan_out(bot, [todays_digest(bot.engine, sub)])
+        _header, first, *_ = fake.topic_messages(FORUM, topic)
+        day = bot.engine.latest_day()
+        assert sub.id is not None and day is not None
+        paper_id = bot.store.deliveries(sub.id, day)[1].paper_id
+        before = len(fake.messages(FORUM))
+        uid = fake.push_message(
+            FORUM,
+            MEMBER,
+            question_about(bot, paper_id),
+            reply_to_message_id=first.message_id,
+            message_thread_id=topic,
+        )
+        assert uid is not None
+        (working,) = await fake.wait_for_async(
+            lambda: [m for m in fake.messages(FORUM)[before:] if m.from_bot]
+        )
+        answer = await bot.edited(working)
+        assert answer.message_thread_id == topic
+        assert "The paper says" in answer.text and "(p. " in answer.text
+        assert all(s.message_thread_id == topic for s in fake.sends(FORUM))
