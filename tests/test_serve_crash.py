@@ -25,6 +25,21 @@ MAX = 8
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+def due_now(platform: str, chat: str, max_papers: int) -> Subscription:
+    """A chat whose digest is due as soon as serve starts (00:00 UTC), on real keywords."""
+    return Subscription(
+        None,
+        platform,
+        chat,
+        ("cs.LG", "cs.CL", "cs.AI"),
+        keywords=("LLM", "reinforcement learning", "inference", "training"),
+        time="00:00",
+        timezone="UTC",
+        max_papers=max_papers,
+        min_score=1.0,
+    )
+
+
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
@@ -57,19 +72,7 @@ def serve_env(
         "PYTHONPATH": str(CHECKOUT),
     }
     store = Store(tmp_path / "herald.db")
-    store.upsert_subscription(
-        Subscription(
-            None,
-            "slack",
-            PAPERS_CHANNEL,
-            ("cs.LG", "cs.CL", "cs.AI"),
-            keywords=("LLM", "reinforcement learning", "inference", "training"),
-            time="00:00",
-            timezone="UTC",
-            max_papers=MAX,
-            min_score=1.0,
-        )
-    )
+    store.upsert_subscription(due_now("slack", PAPERS_CHANNEL, MAX))
     store.close()
     return env, tmp_path
 
@@ -313,19 +316,7 @@ def tg_env(
         for i in range(TG_CHATS):
             chat = 5000 + i
             fake.add_chat(chat, type="private")
-            store.upsert_subscription(
-                Subscription(
-                    None,
-                    "telegram",
-                    str(chat),
-                    ("cs.LG", "cs.CL", "cs.AI"),
-                    keywords=("LLM", "reinforcement learning", "inference", "training"),
-                    time="00:00",
-                    timezone="UTC",
-                    max_papers=TG_MAX,
-                    min_score=1.0,
-                )
-            )
+            store.upsert_subscription(due_now("telegram", str(chat), TG_MAX))
         store.close()
         yield env, tmp_path, fake
 

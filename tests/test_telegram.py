@@ -727,6 +727,22 @@ async def test_a_429_storm_is_waited_out_and_nothing_repeats(
         assert_sent_once(fake, PRIVATE, digest)
 
 
+def storm_on_second_item(bot: Bot, monkeypatch: pytest.MonkeyPatch, fails: int) -> list[int]:
+    """``fails`` 429s (retry after 1 s) meet the send of the digest's second paper; the
+    returned list counts the adapter's send_item calls."""
+    real_send_item = bot.adapter.send_item
+    calls = [0]
+
+    async def storm_before_second_item(*args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            bot.fake.fail_next(fails, status=429, retry_after=1)
+        return await real_send_item(*args)
+
+    monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)
+    return calls
+
+
 async def test_a_storm_past_the_clients_retries_is_waited_out_in_the_same_delivery(
     tg_config: Callable[..., Config], fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -734,20 +750,11 @@ async def test_a_storm_past_the_clients_retries_is_waited_out_in_the_same_delive
         sub = subscribe(bot.store, PRIVATE)
         assert sub.id is not None
         digest = todays_digest(bot.engine, sub)
-        real_send_item = bot.adapter.send_item
-        calls = 0
-
-        async def storm_before_second_item(*args: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 2:  # PTB's one retry meets the second 429: the core waits it out
-                fake.fail_next(2, status=429, retry_after=1)
-            return await real_send_item(*args)
-
-        monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)
+        # PTB's one retry meets the second 429: the core waits it out
+        calls = storm_on_second_item(bot, monkeypatch, fails=2)
         report = await bot.deliver(digest)
         assert report.complete and report.sent == 4 and report.failed is None
-        assert calls == 4  # the second paper was asked for twice
+        assert calls == [4]  # the second paper was asked for twice
         assert_sent_once(fake, PRIVATE, digest)
         states = [r.state for r in bot.store.deliveries(sub.id, digest.day)]
         assert states == ["sent"] * 4
@@ -762,16 +769,8 @@ async def test_a_storm_beyond_the_waits_pauses_and_resumes_without_loss(
         assert sub.id is not None
         digest = todays_digest(bot.engine, sub)
         real_send_item = bot.adapter.send_item
-        calls = 0
-
-        async def storm_before_second_item(*args: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 2:  # two sends of two attempts each: past the one wait allowed
-                fake.fail_next(4, status=429, retry_after=1)
-            return await real_send_item(*args)
-
-        monkeypatch.setattr(bot.adapter, "send_item", storm_before_second_item)
+        # two sends of two attempts each: past the one wait allowed
+        storm_on_second_item(bot, monkeypatch, fails=4)
         report = await bot.deliver(digest)
         assert not report.complete and not report.deactivated
         assert report.failed and "flood limit" in report.failed
